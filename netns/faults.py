@@ -1,0 +1,109 @@
+"""Fault injection with nftables, only ever inside a namespace sockconf created (no netem on these kernels).
+
+Drops happen at the *receiving* namespace's prerouting hook, so a dropped segment is still seen by the
+capture on the veth (it was "on the wire") but never reaches the receiving TCP: it behaves as loss in
+flight. Each rule has a counter, read back as evidence of how many segments it dropped.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass, field
+
+from netns.namespace import Namespace, NamespaceError
+
+TABLE = "sockconf_faults"
+FLAG_NAMES = {"F": "fin", "S": "syn", "R": "rst", "P": "psh", "A": "ack", "U": "urg"}
+
+
+def _mask(flags: str | dict[str, str]) -> str:
+    return "|".join(FLAG_NAMES[f] for f in flags)
+
+
+def nft_available() -> bool:
+    return shutil.which("nft") is not None
+
+
+@dataclass
+class DropRule:
+    """Drop TCP segments arriving in `ns` that match; `flags` are nft tcp flag tests."""
+
+    name: str
+    match: str
+    handle: int = 0
+    comment: str = field(default="")
+
+
+class Faults:
+    """The drop rules of one receiving namespace. Created lazily: no table exists until the first rule."""
+
+    def __init__(self, ns: Namespace) -> None:
+        self.ns = ns
+        self.rules: dict[str, DropRule] = {}
+        self._table = False
+
+    def _nft(self, script: str) -> str:
+        if not nft_available():
+            raise NamespaceError("nft (Debian package nftables) is needed for fault injection")
+        return self.ns.run(["nft", "-f", "-"], input=script)
+
+    def _ensure_table(self) -> None:
+        if not self._table:
+            self._nft(
+                f"table inet {TABLE} {{\n"
+                "  chain pre { type filter hook prerouting priority -300; policy accept; }\n"
+                "}\n"
+            )
+            self._table = True
+
+    def drop(self, name: str, match: str) -> DropRule:
+        """Add a drop rule: `match` is an nft expression on TCP, e.g. 'tcp flags & fin == fin'."""
+        if name in self.rules:
+            raise ValueError(f"drop rule {name!r} exists already")
+        self._ensure_table()
+        self._nft(f'add rule inet {TABLE} pre meta l4proto tcp {match} counter drop comment "{name}"\n')
+        rule = DropRule(name, match)
+        rule.handle = self._handles()[name]
+        self.rules[name] = rule
+        return rule
+
+    def drop_flags(self, name: str, has: str = "", exactly: str | None = None) -> DropRule:
+        """Drop segments carrying every flag in `has` (e.g. "F"), or exactly the flags in `exactly`
+        (e.g. "A": a bare ACK without PSH, which on these tests is a pure ACK)."""
+        if exactly is not None:
+            return self.drop(name, f"tcp flags & ({_mask(FLAG_NAMES)}) == {_mask(exactly)}")
+        return self.drop(name, f"tcp flags & ({_mask(has)}) == {_mask(has)}" if has else "")
+
+    def blackhole(self, name: str = "blackhole") -> DropRule:
+        """Drop every TCP segment arriving in this namespace."""
+        return self.drop(name, "")
+
+    def remove(self, name: str) -> None:
+        rule = self.rules.pop(name)
+        self._nft(f"delete rule inet {TABLE} pre handle {rule.handle}\n")
+
+    def _ruleset(self) -> list[dict]:
+        out = self.ns.run(["nft", "-j", "list", "table", "inet", TABLE])
+        return [item["rule"] for item in json.loads(out)["nftables"] if "rule" in item]
+
+    def _handles(self) -> dict[str, int]:
+        return {r.get("comment", ""): r["handle"] for r in self._ruleset()}
+
+    def counters(self) -> dict[str, int]:
+        """Packets dropped so far, by rule name."""
+        if not self._table:
+            return {}
+        counts: dict[str, int] = {}
+        for rule in self._ruleset():
+            for expr in rule.get("expr", []):
+                if "counter" in expr:
+                    counts[rule.get("comment", "")] = expr["counter"]["packets"]
+        return counts
+
+    def close(self) -> None:
+        """Delete the table (the namespace's own teardown would too; this keeps state explicit)."""
+        if self._table:
+            self._nft(f"delete table inet {TABLE}\n")
+            self._table = False
+            self.rules.clear()
