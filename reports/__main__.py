@@ -1,0 +1,95 @@
+"""sockconf reports: render a run, or compare runs.
+
+  python -m reports render RUN_DIR
+      Writes RUN_DIR/index.html (one self-contained file) and RUN_DIR/junit.xml from
+      RUN_DIR/results.json, then prints the path of index.html.
+
+  python -m reports compare RUN_A RUN_B [RUN_C ...] [-o diff.html]
+      Prints how the runs' configurations differ (kernel, sysctls in force, sysctls present in one
+      run only, congestion control, --sysctl overrides), then the cases whose outcome or behaviour
+      fingerprint differ and the cases present in only some runs, then a one-line verdict.
+
+Exit status (usable as a CI gate):
+  0  success; for compare: the behaviour is the same (every case is present in every run with the same
+     outcome and fingerprint).  Configuration differences alone do not change this: they are printed
+     and the verdict says "configuration differs; behaviour identical".
+  1  compare only: the behaviour differs (an outcome or fingerprint differs, or a case is missing
+     from some run).  Cases without a fingerprint are compared by outcome only, and the output says so.
+  2  bad input: missing directory, unreadable or corrupt results.json, another schema version
+     (one line on stderr), or bad command-line usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .load import ResultsError, load_run
+
+INDEX = "index.html"
+JUNIT = "junit.xml"
+
+
+def render(run_dir: str | Path) -> Path:
+    """Write index.html and junit.xml into the run directory; return the index path."""
+    from .html import render_run
+    from .junit import render_junit
+
+    run = load_run(run_dir)
+    index = run.dir / INDEX
+    _write(index, render_run(run).encode("utf-8"))
+    _write(run.dir / JUNIT, render_junit(run))
+    return index
+
+
+def _write(path: Path, data: bytes) -> None:
+    """Write atomically, so a reader never sees half a report."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        tmp.write_bytes(data)
+        tmp.replace(path)
+    except OSError as exc:
+        raise ResultsError(f"{path}: cannot write: {exc.strerror or exc}") from None
+
+
+def parser() -> argparse.ArgumentParser:
+    doc = __doc__ or ""
+    p = argparse.ArgumentParser(
+        prog="python -m reports",
+        description=doc.split("\n\n", 1)[0],
+        epilog=doc.split("\n\n", 1)[1],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = p.add_subparsers(dest="command", required=True, metavar="{render,compare}")
+    r = sub.add_parser("render", help="write index.html and junit.xml for a run directory")
+    r.add_argument("run_dir", metavar="RUN_DIR", help="directory holding results.json")
+    c = sub.add_parser(
+        "compare",
+        help="compare two or more runs (exit 0 same behaviour, 1 different, 2 bad input)",
+        description="Compare runs. Exit 0: same behaviour (configuration may still differ); "
+        "1: behaviour differs; 2: bad input.",
+    )
+    c.add_argument("run_dirs", metavar="RUN", nargs="+", help="run directories (at least two)")
+    c.add_argument("-o", "--output", metavar="DIFF_HTML", help="also write an HTML diff to this file")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        if args.command == "render":
+            print(render(args.run_dir))
+            return 0
+        from .compare import run_compare
+
+        if len(args.run_dirs) < 2:
+            raise ResultsError("compare needs at least two run directories")
+        return run_compare([Path(d) for d in args.run_dirs], args.output)
+    except ResultsError as exc:
+        print(f"reports: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,315 @@
+"""The run report: one self-contained ``index.html`` for a run directory.
+
+Sections: header (kernel, label, date, totals, runtime, sysctls that differ from the kernel defaults),
+a filterable conformance matrix (areas × cases × family), the article's claims, and one collapsible
+section per case with its description, references, verdict, ladder diagram, state timeline, durations
+against their tolerance, syscall log, ``ss`` snapshot (failures only) and pcap link.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+
+from . import ladder
+from .fmt import esc, fmt_runtime, fmt_t, segment_label, slug
+from .load import BAD_OUTCOMES, OUTCOMES, Case, Run, non_default_sysctls, row_key
+from .page import OUTCOME_MARK, badge, meta_list, page, table
+
+NO_FAMILY = "n/a"
+
+
+def family_of(case: Case) -> str:
+    return str(case["family"]) if case["family"] else NO_FAMILY
+
+
+def sorted_cases(cases: Iterable[Case]) -> list[Case]:
+    """Cases in matrix order: by area, then row, then family."""
+    return sorted(cases, key=lambda c: (c["area"], row_key(c), family_of(c)))
+
+
+def render_run(run: Run) -> str:
+    """The complete report for ``run``."""
+    cases = sorted_cases(run.cases)
+    label = run.label
+    body = [
+        header(run),
+        _filters(cases),
+        '<h2 id="matrix">Conformance matrix</h2>',
+        matrix(cases),
+        claims(cases),
+        '<h2 id="cases">Cases</h2>',
+        ('<p class="noprint"><button type="button" data-open="1">expand all</button> '
+        '<button type="button" data-open="0">collapse all</button> '
+        '<span class="muted">Failed cases are expanded; click a case or a matrix cell to open it.</span></p>'),
+        *(case_section(run, c) for c in cases),
+    ]
+    return page(f"sockconf — {label}", body)
+
+
+def header(run: Run) -> str:
+    meta = run.meta
+    kernel = meta.get("kernel", {})
+    machine = meta.get("machine", {})
+    packages = ", ".join(f"{k} {v}" for k, v in meta.get("packages", {}).items())
+    totals = run.totals
+    total = sum(totals.values())
+    badges = "".join(
+        f'<span class="badge o-{o}{"" if totals[o] else " zero"}">{totals[o]} {o}</span>' for o in OUTCOMES
+    )
+    items = [
+        ("kernel", f"<b>{esc(kernel.get('release', '?'))}</b> <span class='muted'>{esc(kernel.get('version'))}</span>"),
+        ("label", esc(run.label)),
+        ("started", esc(meta.get("started", "?"))),
+        ("runtime", esc(fmt_runtime(float(meta.get("duration_s") or 0)))),
+        ("totals", f'<span class="totals">{badges}</span> <span class="muted">{total} cases</span>'),
+        ("congestion control", esc(meta.get("congestion_control", "?"))),
+        ("machine", esc(" · ".join(f"{k} {v}" for k, v in machine.items()))),
+        ("python / packages", esc(f"{meta.get('python', '?')} · {packages}")),
+        ("command", f"<code>{esc(' '.join(map(str, meta.get('command', []))))}</code>"),
+        ("run id", f"<code>{esc(meta.get('id', '?'))}</code>"),
+    ]
+    return (
+        f"<header><h1>sockconf conformance report — {esc(run.label)}</h1>"
+        f"{meta_list(items)}<h3>Sysctls that differ from the kernel defaults</h3>{sysctl_table(run)}</header>"
+    )
+
+
+def sysctl_table(run: Run) -> str:
+    rows = [
+        (f"<code>{esc(n)}</code>", f"<code>{esc(v)}</code>", f"<code>{esc(d)}</code>",
+         '<span class="given">given with --sysctl</span>' if g else "")
+        for n, v, d, g in non_default_sysctls(run)
+    ]
+    overrides = run.meta.get("sysctl_overrides", {})
+    note = ""
+    if overrides:
+        note = "<p class='muted'>--sysctl, in order: " + ", ".join(
+            f"<code>{esc(k)}={esc(v)}</code>" for k, v in overrides.items()
+        ) + "</p>"
+    if not rows:
+        return "<p>All recorded sysctls are at their kernel defaults.</p>" + note
+    return table(["sysctl", "in force", "kernel default", ""], rows) + note
+
+
+def _filters(cases: list[Case]) -> str:
+    areas = sorted({c["area"] for c in cases})
+    families = sorted({family_of(c) for c in cases})
+
+    def opts(values: list[str]) -> str:
+        return "".join(f'<option value="{esc(v)}">{esc(v)}</option>' for v in values)
+
+    return (
+        '<div class="filters noprint"><label><input type="checkbox" id="f-failed"> failed only</label>'
+        f'<label>area <select id="f-area"><option value="">all</option>{opts(areas)}</select></label>'
+        f'<label>family <select id="f-family"><option value="">all</option>{opts(families)}</select></label>'
+        '<span id="f-count" class="muted"></span>'
+        '<a href="#matrix">matrix</a><a href="#claims">claims</a><a href="#cases">cases</a></div>'
+    )
+
+
+def matrix(cases: list[Case], href: str = "#") -> str:
+    """Rows are cases without their family (grouped by area), columns the families."""
+    families = sorted({family_of(c) for c in cases})
+    rows: dict[tuple[str, str], dict[str, Case]] = defaultdict(dict)
+    for case in cases:
+        rows[(case["area"], row_key(case))][family_of(case)] = case
+    head = "".join(f'<th data-col="{esc(f)}">{esc(f)}</th>' for f in families)
+    out = [f'<table class="matrix" id="matrix-table"><thead><tr><th>area</th><th>case</th>{head}</tr></thead><tbody>']
+    for (area, key), by_family in rows.items():
+        title = next(iter(by_family.values()))["title"]
+        cells = []
+        for fam in families:
+            c = by_family.get(fam)
+            if c is None:
+                cells.append(f'<td class="cell o-none" data-col="{esc(fam)}">·</td>')
+            else:
+                o = c["outcome"]
+                cells.append(
+                    f'<td class="cell o-{o}" data-col="{esc(fam)}" data-o="{o}" title="{esc(c["id"])}">'
+                    f'<a href="{href}{slug(c["id"])}">{esc(OUTCOME_MARK.get(o, o))}</a></td>'
+                )
+        out.append(
+            f'<tr data-area="{esc(area)}"><td class="area">{esc(area)}</td>'
+            f'<td>{esc(title)}<br><span class="mono muted">{esc(key)}</span></td>{"".join(cells)}</tr>'
+        )
+    out.append("</tbody></table>")
+    return "".join(out)
+
+
+def claims(cases: list[Case]) -> str:
+    rows = []
+    for c in cases:
+        claim = c["claim"]
+        if not claim:
+            continue
+        verdict = str(claim.get("verdict", "?"))
+        rows.append((
+            f"<blockquote>{esc(claim.get('quote'))}</blockquote>",
+            f'<span class="badge v-{esc(verdict)}">{esc(verdict)}</span>',
+            esc(claim.get("evidence")),
+            f'<a href="#{slug(c["id"])}">{esc(c["id"])}</a> {badge(c["outcome"])}',
+        ))
+    body = table(["claim", "verdict", "evidence", "case"], rows) or "<p>No case in this run checks a claim.</p>"
+    return f'<h2 id="claims">The article\'s claims</h2>{body}'
+
+
+def case_section(run: Run, case: Case) -> str:
+    o = case["outcome"]
+    svg, omitted = ladder.render(case)
+    parts = [
+        (f'<details class="case" id="{slug(case["id"])}" data-area="{esc(case["area"])}" '
+        f'data-col="{esc(family_of(case))}" data-o="{o}"{" open" if o in BAD_OUTCOMES else ""}>'
+        f'<summary>{badge(o)} {esc(case["title"])}<span class="mono">{esc(case["id"])} · '
+        f"{esc(fmt_t(float(case['duration_s'])))}</span></summary>"),
+        f"<p>{esc(case['description'])}</p>" if case["description"] else "",
+        references(case),
+        verdict(case),
+    ]
+    if svg:
+        parts.append(f'<h3>Ladder</h3><div class="ladderbox">{svg}</div>')
+        if omitted["segments"]:
+            parts.append(
+                f"<p class='muted'>{omitted['segments']} of {len(case['segments'])} segments, "
+                f"{omitted['state']} state changes and {omitted['call']} syscalls in the middle are not drawn; "
+                "all segments are listed below and in the pcap.</p>"
+                f"<details><summary>all {len(case['segments'])} segments</summary>{segments_table(case)}</details>"
+            )
+    parts += [
+        durations_table(case),
+        _titled("State timeline", states_table(case)),
+        _titled("Syscalls", syscalls_table(case)),
+        nstat_and_sysctls(case),
+    ]
+    if case["ss"] and o in BAD_OUTCOMES:
+        parts.append(f"<h3><code>ss -tanoi</code> at the end of the case</h3><pre>{esc(case['ss'])}</pre>")
+    parts.append(pcap_link(run, case))
+    if case["fingerprint_text"]:
+        parts.append(
+            f"<details><summary>behaviour fingerprint <code>{esc(str(case['fingerprint'])[:12])}</code>"
+            f"</summary><pre>{esc(case['fingerprint_text'])}</pre></details>"
+        )
+    parts.append("</details>")
+    return "".join(parts)
+
+
+def _titled(title: str, content: str) -> str:
+    return f"<h3>{esc(title)}</h3>{content}" if content else ""
+
+
+def references(case: Case) -> str:
+    items = []
+    for ref in case["references"]:
+        text = esc(ref.get("text") or ref.get("url"))
+        url = ref.get("url")
+        items.append(f'<li><a href="{esc(url)}">{text}</a></li>' if url else f"<li>{text}</li>")
+    return f'<ul class="refs">{"".join(items)}</ul>' if items else ""
+
+
+def verdict(case: Case) -> str:
+    o = case["outcome"]
+    expectation = case["kernel_expectation"]
+    line = f"<p><b>Verdict:</b> {badge(o)}"
+    if expectation:
+        line += f" <span class='muted'>expectation applied: <code>{esc(expectation)}</code></span>"
+    line += "</p>"
+    if case["message"]:
+        cls = ' class="message"' if o in BAD_OUTCOMES else ""
+        line += f"<pre{cls}>{esc(case['message'])}</pre>"
+    return line
+
+
+def segments_table(case: Case) -> str:
+    rows = [
+        (fmt_t(s["t"]), esc(s.get("sender")), f"<code>{esc(segment_label(s))}</code>", esc(s.get("win", "")),
+         esc(",".join(map(str, s.get("options") or []))))
+        for s in case["segments"]
+    ]
+    return table(["t", "sender", "segment", "win", "options"], rows)
+
+
+def states_table(case: Case) -> str:
+    rows = [
+        (fmt_t(s["t"]), esc(s.get("side")), f"<b>{esc(s.get('state'))}</b>", esc(s.get("timer", "")),
+         esc(s.get("expires_ms", "")), esc(s.get("retrans", "")))
+        for s in sorted(case["states"], key=lambda s: s["t"])
+    ]
+    return table(["t", "side", "state", "timer", "expires (ms)", "retrans"], rows)
+
+
+def syscalls_table(case: Case) -> str:
+    rows = [
+        (fmt_t(s["t"]), esc(s.get("side")), f"<code>{esc(s.get('call'))}({esc(s.get('args', ''))})</code>",
+         esc(s.get("result", "")), f"<b>{esc(s['errno'])}</b>" if s.get("errno") else "",
+         fmt_t(s["t_end"] - s["t"]) if isinstance(s.get("t_end"), (int, float)) else "")
+        for s in sorted(case["syscalls"], key=lambda s: s["t"])
+    ]
+    return table(["t", "side", "call", "result", "errno", "took"], rows)
+
+
+def durations_table(case: Case) -> str:
+    rows = []
+    for d in case["durations"]:
+        ok = bool(d.get("ok"))
+        rows.append((
+            esc(d.get("name")),
+            f'<span class="num">{_secs(d.get("measured_s"))}</span>',
+            _secs(d.get("expected_s")),
+            f"{_secs(d.get('low_s'))} … {_secs(d.get('high_s'))}",
+            tolerance_bar(d),
+            '<span class="badge o-passed">within</span>' if ok else '<span class="badge o-failed">outside</span>',
+            esc(d.get("source", "")),
+        ))
+    return _titled("Measured vs expected durations",
+                   table(["what", "measured", "expected", "tolerance", "", "", "source"], rows))
+
+
+def _secs(value: object) -> str:
+    return f"{value:.3f} s" if isinstance(value, (int, float)) else "?"
+
+
+def tolerance_bar(d: dict) -> str:
+    """A small SVG: the tolerance band, the expected value (tick) and the measured value (dot)."""
+    nums = [d.get(k) for k in ("measured_s", "expected_s", "low_s", "high_s")]
+    if not all(isinstance(v, (int, float)) for v in nums):
+        return ""
+    measured, expected, low, high = (float(v) for v in nums)  # type: ignore[arg-type]
+    lo, hi = min(measured, low, expected), max(measured, high, expected)
+    pad = (hi - lo) * 0.15 or max(abs(hi) * 0.05, 1e-6)
+    lo, hi = lo - pad, hi + pad
+    w = 160
+
+    def x(v: float) -> float:
+        return 4 + (v - lo) / (hi - lo) * (w - 8)
+
+    cls = "ok" if d.get("ok") else "bad"
+    return (
+        f'<svg class="tol" width="{w}" height="16" viewBox="0 0 {w} 16" role="img" '
+        f'aria-label="measured {measured:.3f}s, tolerance {low:.3f}…{high:.3f}s">'
+        f'<line class="ax" x1="2" y1="8" x2="{w - 2}" y2="8"/>'
+        f'<rect class="band" x="{x(low):.1f}" y="3" width="{max(1.0, x(high) - x(low)):.1f}" height="10"/>'
+        f'<line class="exp" x1="{x(expected):.1f}" y1="1" x2="{x(expected):.1f}" y2="15"/>'
+        f'<circle class="{cls}" cx="{x(measured):.1f}" cy="8" r="4"/></svg>'
+    )
+
+
+def nstat_and_sysctls(case: Case) -> str:
+    items = []
+    for side, counters in case["nstat"].items():
+        if counters:
+            items.append((f"nstat {side}", "<code>" + esc(", ".join(f"{k}={v}" for k, v in counters.items()))
+                          + "</code>"))
+    if case["sysctls"]:
+        items.append(("sysctls set by the case",
+                      "<code>" + esc(", ".join(f"{k}={v}" for k, v in case["sysctls"].items())) + "</code>"))
+    if case["markers"]:
+        items.append(("markers", esc(", ".join(map(str, case["markers"])))))
+    return meta_list(items) if items else ""
+
+
+def pcap_link(run: Run, case: Case) -> str:
+    pcap = case["pcap"]
+    if not pcap:
+        return "<p class='muted'>No pcap for this case.</p>"
+    missing = "" if (run.dir / pcap).is_file() else " <span class='muted'>(file missing)</span>"
+    return f'<p>Packet capture: <a href="{esc(pcap)}">{esc(pcap)}</a>{missing}</p>'

@@ -1,0 +1,84 @@
+"""JUnit XML for CI systems, in the shape pytest's ``--junitxml`` produces (xunit2 plus per-case
+properties): one ``<testsuite>`` per run with the kernel and sysctl overrides as suite properties, one
+``<testcase>`` per case with its references, expectation, claim and fingerprint as ``<property>``
+elements.  xfailed cases are reported as skipped and xpassed as passed, as pytest does."""
+
+from __future__ import annotations
+
+import socket
+import xml.etree.ElementTree as ET
+
+from .load import Case, Run
+
+
+def render_junit(run: Run) -> bytes:
+    meta = run.meta
+    totals = run.totals
+    suites = ET.Element("testsuites")
+    suite = ET.SubElement(
+        suites,
+        "testsuite",
+        name=f"sockconf {run.label}",
+        tests=str(len(run.cases)),
+        failures=str(totals["failed"]),
+        errors=str(totals["error"]),
+        skipped=str(totals["skipped"] + totals["xfailed"]),
+        time=f"{float(meta.get('duration_s') or 0):.3f}",
+        timestamp=str(meta.get("started", "")),
+        hostname=str(meta.get("machine", {}).get("hostname") or socket.gethostname()),
+    )
+    props = ET.SubElement(suite, "properties")
+    kernel = meta.get("kernel", {})
+    suite_props = [
+        ("run_id", meta.get("id")),
+        ("label", run.label),
+        ("kernel_release", kernel.get("release")),
+        ("kernel_version", kernel.get("version")),
+        ("congestion_control", meta.get("congestion_control")),
+    ]
+    suite_props += [(f"sysctl_override:{k}", v) for k, v in meta.get("sysctl_overrides", {}).items()]
+    for name, value in suite_props:
+        if value is not None:
+            ET.SubElement(props, "property", name=name, value=str(value))
+    for case in run.cases:
+        _testcase(suite, case)
+    ET.indent(suites)
+    return ET.tostring(suites, encoding="utf-8", xml_declaration=True)
+
+
+def _classname(case: Case) -> str:
+    nodeid = str(case.get("nodeid") or "")
+    if "::" in nodeid:
+        return nodeid.split("::", 1)[0].removesuffix(".py").replace("/", ".")
+    return f"sockconf.{case['area']}"
+
+
+def _testcase(suite: ET.Element, case: Case) -> None:
+    tc = ET.SubElement(
+        suite, "testcase", classname=_classname(case), name=case["id"], time=f"{float(case['duration_s']):.3f}"
+    )
+    props = ET.SubElement(tc, "properties")
+    for ref in case["references"]:
+        value = str(ref.get("text") or "")
+        if ref.get("url"):
+            value = f"{value} <{ref['url']}>" if value else str(ref["url"])
+        ET.SubElement(props, "property", name="reference", value=value)
+    extra = [("title", case["title"]), ("kernel_expectation", case["kernel_expectation"]),
+             ("fingerprint", case["fingerprint"]), ("pcap", case["pcap"])]
+    claim = case["claim"]
+    if claim:
+        extra += [("claim", claim.get("quote")), ("claim_verdict", claim.get("verdict"))]
+    for name, value in extra:
+        if value:
+            ET.SubElement(props, "property", name=name, value=str(value))
+    outcome, message = case["outcome"], str(case["message"] or "")
+    first_line = message.splitlines()[0] if message else outcome
+    if outcome == "failed":
+        ET.SubElement(tc, "failure", message=first_line).text = message
+    elif outcome == "error":
+        ET.SubElement(tc, "error", message=first_line).text = message
+    elif outcome in ("skipped", "xfailed"):
+        ET.SubElement(tc, "skipped", type="pytest.xfail" if outcome == "xfailed" else "pytest.skip",
+                      message=first_line)
+    if case["ss"] and outcome in ("failed", "error"):
+        ET.SubElement(tc, "system-out").text = case["ss"]

@@ -1,0 +1,283 @@
+"""Ladder (sequence) diagrams of one case as inline SVG.
+
+One vertical time line per side (client, server, and peer when a scripted peer took part), time running
+down.  Every segment is an arrow labelled with flags/seq/ack/len; state changes and syscalls are written
+beside the line of their side.  Each event gets its own row, so labels never overlap; the vertical
+spacing grows with the logarithm of the time between events, and idle gaps of ``BREAK_S`` or more are
+compressed into a visible break marker labelled with the gap.  At most ``MAX_ARROWS`` segments are drawn:
+the first two thirds and the last third, with a marker saying how many were left out.
+
+Arrow heads are SVG markers defined once per page by :func:`defs`; colours and markers come from the CSS
+classes in :data:`CSS`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from .fmt import esc, fmt_t, segment_label
+from .load import SIDES, Case
+
+MAX_ARROWS = 60
+BREAK_S = 1.0
+
+TIME_W = 62  # time column on the left
+SIDE_W = 200  # room for annotations outside the outer lines
+LANE_GAP = 300  # distance between two time lines
+TOP = 44  # lane headers
+ROW = {"seg": 26, "state": 17, "call": 17, "cut": 40, "brk": 40}
+SLANT = 7  # arrows go slightly down so the direction reads even without the head
+
+CSS = """
+svg.ladder{font:11px ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;max-width:100%;height:auto;
+ background:#fff}
+.ladder .lane{stroke:#555;stroke-width:1.5}
+.ladder .hd{font-weight:bold;font-size:12px}
+.ladder .ep{fill:#666;font-size:10px}
+.ladder .tm{fill:#777;font-size:10px}
+.ladder line.sg{stroke-width:1.4}
+.ladder .k-s{stroke:#2e7d32;marker-end:url(#ah-s)}
+.ladder .k-f{stroke:#1565c0;marker-end:url(#ah-f)}
+.ladder .k-r{stroke:#c62828;marker-end:url(#ah-r);stroke-width:2}
+.ladder .k-d{stroke:#333;marker-end:url(#ah-d)}
+.ladder .k-a{stroke:#999;marker-end:url(#ah-a)}
+.ladder text.k-s{fill:#2e7d32;stroke:none}
+.ladder text.k-f{fill:#1565c0;stroke:none}
+.ladder text.k-r{fill:#c62828;stroke:none;font-weight:bold}
+.ladder text.k-d{fill:#333;stroke:none}
+.ladder text.k-a{fill:#777;stroke:none}
+.ladder .st{fill:#6a1b9a;font-weight:bold}
+.ladder .stm{fill:#6a1b9a}
+.ladder .sc{fill:#00695c;font-style:italic}
+.ladder .scm{fill:#00695c}
+.ladder .brk{fill:none;stroke:#999;stroke-width:1}
+.ladder .band{fill:#fff}
+.ladder .cutband{fill:#fff8e1}
+.ladder .note{fill:#666;font-style:italic}
+"""
+
+_KIND_COLOURS = {"s": "#2e7d32", "f": "#1565c0", "r": "#c62828", "d": "#333", "a": "#999"}
+
+
+def defs() -> str:
+    """The arrow-head markers, once per page (an invisible SVG, referenced by id from every ladder)."""
+    markers = "".join(
+        f'<marker id="ah-{k}" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7"'
+        f' orient="auto-start-reverse"><path d="M0 0L10 5L0 10z" fill="{c}"/></marker>'
+        for k, c in _KIND_COLOURS.items()
+    )
+    return (
+        '<svg width="0" height="0" style="position:absolute" aria-hidden="true" focusable="false">'
+        f"<defs>{markers}</defs></svg>"
+    )
+
+
+@dataclass
+class _Event:
+    t: float
+    kind: str  # seg | state | call | cut
+    item: dict[str, Any]
+
+
+def lanes(case: Case) -> list[str]:
+    """The sides drawn, in order: client and server always, peer when it appears anywhere."""
+    seen = set(case["endpoints"]) | {
+        str(x.get("sender") or x.get("side")) for key in ("segments", "states", "syscalls") for x in case[key]
+    }
+    return [s for s in SIDES if s in seen or s in ("client", "server")]
+
+
+def receiver(sender: str, present: list[str], endpoints: dict[str, Any] | None = None) -> str:
+    """Who a segment goes to.  Client and server talk to each other.  A scripted peer that uses the
+    address and port of one side impersonates it, so it talks to the other; otherwise it talks to the
+    server when there is one, else to the client.  Kernel sides answer a peer when they are alone
+    with it."""
+    endpoints = endpoints or {}
+    wanted = {"client": ("server", "peer"), "server": ("client", "peer"), "peer": ("server", "client")}
+    peer = endpoints.get("peer") or {}
+    if sender == "peer" and peer.get("addr"):
+        for side, other in (("server", "client"), ("client", "server")):
+            ep = endpoints.get(side) or {}
+            if (ep.get("addr"), ep.get("port")) == (peer.get("addr"), peer.get("port")):
+                wanted["peer"] = (other, side)
+    for side in wanted.get(sender, ()):
+        if side in present and side != sender:
+            return side
+    return present[-1] if present[0] == sender else present[0]
+
+
+def _select(case: Case, max_arrows: int) -> tuple[list[_Event], dict[str, int]]:
+    """Events in time order, with the middle of an over-long segment list replaced by one 'cut' event."""
+    segs = sorted(case["segments"], key=lambda s: s["t"])
+    others = [_Event(s["t"], "state", s) for s in case["states"]]
+    others += [_Event(s["t"], "call", s) for s in case["syscalls"]]
+    omitted = {"segments": 0, "state": 0, "call": 0}
+    events = [_Event(s["t"], "seg", s) for s in segs]
+    if len(segs) > max_arrows:
+        head = max(1, max_arrows * 2 // 3)
+        tail = max(1, max_arrows - head)
+        lo, hi = segs[head - 1]["t"], segs[-tail]["t"]
+        omitted["segments"] = len(segs) - head - tail
+        kept = []
+        for ev in others:
+            if lo < ev.t < hi:
+                omitted[ev.kind] += 1
+            else:
+                kept.append(ev)
+        others = kept
+        cut = {"t_end": hi, **omitted}
+        events = [*events[:head], _Event(lo, "cut", cut), *events[-tail:]]
+    order = {"call": 0, "seg": 1, "cut": 1, "state": 2}
+    # stable sort keeps the cut right after the last drawn head segment
+    events = sorted(events + others, key=lambda e: (e.t, order[e.kind]))
+    return events, omitted
+
+
+def _gap_px(dt: float) -> float:
+    """Extra vertical space for the time between two events: logarithmic, 0 below 0.5 ms."""
+    if dt <= 5e-4:
+        return 0.0
+    return min(32.0, 10.0 * math.log10(dt / 5e-4))
+
+
+def render(case: Case, max_arrows: int = MAX_ARROWS) -> tuple[str, dict[str, int]]:
+    """The ladder diagram of ``case`` as an ``<svg>`` element ("" when nothing was observed), and how many
+    segments / state changes / syscalls were left out of the drawing."""
+    if not (case["segments"] or case["states"] or case["syscalls"]):
+        return "", {"segments": 0, "state": 0, "call": 0}
+    sides = lanes(case)
+    xs = {side: TIME_W + SIDE_W + i * LANE_GAP for i, side in enumerate(sides)}
+    width = xs[sides[-1]] + SIDE_W
+    left_x, right_x = xs[sides[0]], xs[sides[-1]]
+    events, omitted = _select(case, max_arrows)
+
+    out: list[str] = []
+    y = float(TOP)
+    prev_t: float | None = None
+    for ev in events:
+        dt = 0.0 if prev_t is None else ev.t - prev_t
+        if dt >= BREAK_S:
+            out.append(_break(y + ROW["brk"] / 2, left_x, right_x, f"{fmt_t(dt)} idle"))
+            y += ROW["brk"]
+        else:
+            y += _gap_px(dt)
+        y += ROW[ev.kind]
+        if ev.kind == "seg":
+            out.append(_arrow(ev.item, xs, sides, case["endpoints"], y))
+        elif ev.kind == "cut":
+            out.append(_cut(ev.item, ev.t, y, left_x, right_x))
+            prev_t = ev.item["t_end"]
+            continue
+        else:
+            out.append(_annotation(ev, xs, sides, y))
+        prev_t = ev.t
+    height = int(y + 16)
+
+    head = [
+        (
+            f'<svg class="ladder" xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}"'
+            f' viewBox="0 0 {width} {height}" role="img" aria-label="ladder diagram of {esc(case["id"])}">'
+        )
+    ]
+    for side in sides:
+        x = xs[side]
+        ep = case["endpoints"].get(side) or {}
+        addr = f"{ep.get('addr', '')}:{ep.get('port', '')}" if ep.get("addr") else ""
+        head.append(
+            f'<text class="hd" x="{x}" y="14" text-anchor="middle">{side}</text>'
+            f'<text class="ep" x="{x}" y="27" text-anchor="middle">{esc(addr)}</text>'
+            f'<line class="lane" x1="{x}" y1="{TOP - 10}" x2="{x}" y2="{height - 6}"/>'
+        )
+    head.append('<text class="tm" x="4" y="27">time</text>')
+    return "".join(head + out) + "</svg>", omitted
+
+
+def _ms(value: object) -> str:
+    if not isinstance(value, (int, float)):
+        return "?"
+    return f"{value / 1000:g}s" if value >= 1000 else f"{value:g}ms"
+
+
+def _kind(seg: dict[str, Any]) -> str:
+    flags = str(seg.get("flags") or "")
+    if "R" in flags:
+        return "r"
+    if "S" in flags:
+        return "s"
+    if "F" in flags:
+        return "f"
+    return "d" if seg.get("len") else "a"
+
+
+def _arrow(
+    seg: dict[str, Any], xs: dict[str, int], sides: list[str], endpoints: dict[str, Any], y: float
+) -> str:
+    sender = str(seg.get("sender"))
+    if sender not in xs:
+        sender = sides[0]
+    x1, x2 = xs[sender], xs[receiver(sender, sides, endpoints)]
+    k = _kind(seg)
+    label = segment_label(seg)
+    tip = f"{fmt_t(seg['t'])} {sender}: {label} win={seg.get('win', '?')}"
+    if seg.get("options"):
+        tip += " " + ",".join(map(str, seg["options"]))
+    y1 = y - SLANT
+    direction = 1 if x2 > x1 else -1
+    return (
+        f"<g><title>{esc(tip)}</title>"
+        f'<text class="tm" x="4" y="{y1 + 3:.0f}">{fmt_t(seg["t"])}</text>'
+        f'<line class="sg k-{k}" x1="{x1 + direction}" y1="{y1:.0f}" x2="{x2 - direction * 2}" y2="{y:.0f}"/>'
+        f'<text class="k-{k}" x="{(x1 + x2) / 2:.0f}" y="{y1 - 2:.0f}" text-anchor="middle">{esc(label)}</text>'
+        "</g>"
+    )
+
+
+def _annotation(ev: _Event, xs: dict[str, int], sides: list[str], y: float) -> str:
+    item = ev.item
+    side = str(item.get("side"))
+    x = xs.get(side, xs[sides[0]])
+    if ev.kind == "state":
+        text = str(item.get("state", "?"))
+        timer = item.get("timer")
+        if timer and timer != "none":
+            expires = item.get("expires_ms")
+            text += f" · {timer} {_ms(expires)}"
+        if item.get("retrans"):
+            text += f" retrans={item['retrans']}"
+        cls, mark = "st", f'<circle class="stm" cx="{x}" cy="{y - 4:.0f}" r="3.5"/>'
+    else:
+        result = item.get("result", "")
+        text = f"{item.get('call', '?')}({item.get('args', '')}) = {result}"
+        if item.get("errno"):
+            text += f" {item['errno']}"
+        cls, mark = "sc", f'<rect class="scm" x="{x - 3}" y="{y - 7:.0f}" width="6" height="6"/>'
+    outside_left = side == sides[0]
+    tx, anchor = (x - 8, "end") if outside_left else (x + 8, "start")
+    return (
+        f'<text class="tm" x="4" y="{y:.0f}">{fmt_t(ev.t)}</text>{mark}'
+        f'<text class="{cls}" x="{tx}" y="{y:.0f}" text-anchor="{anchor}">{esc(text)}</text>'
+    )
+
+
+def _zigzag(y: float, x0: float, x1: float) -> str:
+    teeth = max(1, int((x1 - x0) / 12))
+    step = (x1 - x0) / teeth
+    return f"M{x0:.0f} {y:.0f}" + "".join(f"l{step / 2:.1f} {-3 if i % 2 == 0 else 3}" for i in range(teeth * 2))
+
+
+def _break(y: float, left_x: int, right_x: int, label: str, cls: str = "band") -> str:
+    x0, x1 = left_x - 40, right_x + 40
+    return (
+        f'<rect class="{cls}" x="{x0}" y="{y - 8:.0f}" width="{x1 - x0}" height="16"/>'
+        f'<path class="brk" d="{_zigzag(y - 8, x0, x1)}{_zigzag(y + 8, x0, x1)}"/>'
+        f'<text class="note" x="{(left_x + right_x) / 2:.0f}" y="{y + 4:.0f}" text-anchor="middle">'
+        f"⋯ {esc(label)} ⋯</text>"
+    )
+
+
+def _cut(info: dict[str, Any], t: float, y: float, left_x: int, right_x: int) -> str:
+    hidden = info["segments"] + info["state"] + info["call"]
+    label = f"{hidden} events not drawn ({fmt_t(info['t_end'] - t)})"
+    return _break(y - ROW["cut"] / 2 + 4, left_x, right_x, label, cls="cutband")

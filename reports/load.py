@@ -1,0 +1,194 @@
+"""Load and validate a run directory's ``results.json``.
+
+Any problem with the input raises :class:`ResultsError` whose message is one clear line, meant to be
+printed as-is by the CLI.  Optional fields missing from a case are filled with empty defaults here, so the
+renderers never have to guess.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import SCHEMA
+
+RESULTS_FILE = "results.json"
+OUTCOMES = ("passed", "failed", "error", "xpassed", "xfailed", "skipped")
+BAD_OUTCOMES = frozenset({"failed", "error", "xpassed"})
+SIDES = ("client", "server", "peer")
+
+Case = dict[str, Any]
+
+_CASE_DEFAULTS: dict[str, Any] = {
+    "title": None,
+    "description": "",
+    "area": "",
+    "family": None,
+    "params": {},
+    "markers": [],
+    "duration_s": 0.0,
+    "message": None,
+    "references": [],
+    "kernel_expectation": None,
+    "claim": None,
+    "t0": None,
+    "endpoints": {},
+    "segments": [],
+    "states": [],
+    "syscalls": [],
+    "durations": [],
+    "nstat": {},
+    "sysctls": {},
+    "ss": None,
+    "pcap": None,
+    "fingerprint": None,
+    "fingerprint_text": None,
+}
+_LIST_FIELDS = ("references", "segments", "states", "syscalls", "durations", "markers")
+_DICT_FIELDS = ("params", "endpoints", "nstat", "sysctls")
+
+
+class ResultsError(Exception):
+    """The run directory or its results file cannot be used; ``str()`` is a one-line explanation."""
+
+
+@dataclass
+class Run:
+    """One loaded run: the directory it came from and the validated results document."""
+
+    dir: Path
+    data: dict[str, Any]
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        return self.data["run"]
+
+    @property
+    def cases(self) -> list[Case]:
+        return self.data["cases"]
+
+    @property
+    def totals(self) -> dict[str, int]:
+        return self.data["totals"]
+
+    @property
+    def label(self) -> str:
+        return str(self.meta.get("label") or self.kernel_release or self.dir.name)
+
+    @property
+    def kernel_release(self) -> str:
+        return str(self.meta.get("kernel", {}).get("release") or "")
+
+    def case_map(self) -> dict[str, Case]:
+        return {c["id"]: c for c in self.cases}
+
+
+def load_run(path: str | Path) -> Run:
+    """Load ``PATH/results.json`` (or ``PATH`` itself when it is a file) and validate it."""
+    path = Path(path)
+    if path.is_file():
+        run_dir, results = path.parent, path
+    elif path.is_dir():
+        run_dir, results = path, path / RESULTS_FILE
+        if not results.is_file():
+            raise ResultsError(f"{path}: no {RESULTS_FILE} in this directory")
+    else:
+        raise ResultsError(f"{path}: no such run directory")
+    try:
+        text = results.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ResultsError(f"{results}: cannot read: {exc}") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ResultsError(
+            f"{results}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
+        ) from None
+    validate(data, str(results))
+    return Run(dir=run_dir, data=data)
+
+
+def validate(data: Any, where: str) -> None:
+    """Check the parts of the document the reports rely on and fill optional case fields in place."""
+    if not isinstance(data, dict):
+        raise ResultsError(f"{where}: top level is {type(data).__name__}, expected an object")
+    schema = data.get("schema")
+    if schema != SCHEMA:
+        raise ResultsError(f"{where}: schema is {schema!r}, this version of reports reads {SCHEMA!r}")
+    for key, kind in (("run", dict), ("cases", list)):
+        if not isinstance(data.get(key), kind):
+            raise ResultsError(f"{where}: {key!r} is missing or not a JSON {kind.__name__}")
+    run = data["run"]
+    for key in ("sysctls", "sysctl_overrides", "kernel", "machine", "packages"):
+        if not isinstance(run.get(key, {}), dict):
+            raise ResultsError(f"{where}: run.{key} must be an object")
+    seen: set[str] = set()
+    for i, case in enumerate(data["cases"]):
+        _validate_case(case, f"{where}: cases[{i}]")
+        if case["id"] in seen:
+            raise ResultsError(f"{where}: cases[{i}]: duplicate case id {case['id']!r}")
+        seen.add(case["id"])
+    totals = data.get("totals")
+    if not isinstance(totals, dict):
+        totals = {}
+    counted = {o: 0 for o in OUTCOMES}
+    for case in data["cases"]:
+        counted[case["outcome"]] += 1
+    data["totals"] = {o: int(totals.get(o, counted[o]) or 0) for o in OUTCOMES}
+
+
+def _validate_case(case: Any, where: str) -> None:
+    if not isinstance(case, dict):
+        raise ResultsError(f"{where}: expected an object")
+    if not isinstance(case.get("id"), str) or not case["id"]:
+        raise ResultsError(f"{where}: 'id' is missing or not a string")
+    where = f"{where} ({case['id']})"
+    if case.get("outcome") not in OUTCOMES:
+        raise ResultsError(f"{where}: outcome {case.get('outcome')!r} is not one of {', '.join(OUTCOMES)}")
+    for key, default in _CASE_DEFAULTS.items():
+        if case.get(key) is None:
+            case[key] = default.copy() if isinstance(default, (list, dict)) else default
+    for key in _LIST_FIELDS:
+        if not isinstance(case[key], list):
+            raise ResultsError(f"{where}: {key!r} must be a list")
+    for key in _DICT_FIELDS:
+        if not isinstance(case[key], dict):
+            raise ResultsError(f"{where}: {key!r} must be an object")
+    if case["title"] is None:
+        case["title"] = case["id"]
+    if not case["area"]:
+        case["area"] = case["id"].split("/", 1)[0] if "/" in case["id"] else "other"
+    for key in ("segments", "states", "syscalls"):
+        for j, item in enumerate(case[key]):
+            if not isinstance(item, dict) or not isinstance(item.get("t"), (int, float)):
+                raise ResultsError(f"{where}: {key}[{j}] needs a numeric 't'")
+    claim = case["claim"]
+    if claim is not None and not isinstance(claim, dict):
+        raise ResultsError(f"{where}: 'claim' must be an object or null")
+
+
+def row_key(case: Case) -> str:
+    """The case id without its family parameter: one row of the matrix holds all families of a case."""
+    base = case["id"].split("[", 1)[0]
+    rest = [str(v) for k, v in case["params"].items() if k != "family"]
+    return f"{base}[{'-'.join(rest)}]" if rest else base
+
+
+def non_default_sysctls(run: Run) -> list[tuple[str, str, str, bool]]:
+    """(name, value, default, given) for sysctls whose value differs from the default or that were given."""
+    rows = []
+    for name, info in sorted(run.meta.get("sysctls", {}).items()):
+        if not isinstance(info, dict):
+            continue
+        value, default = str(info.get("value", "")), str(info.get("default", ""))
+        given = bool(info.get("given"))
+        if _norm(value) != _norm(default) or given:
+            rows.append((name, value, default, given))
+    return rows
+
+
+def _norm(value: str) -> str:
+    """Sysctl values with several fields are tab/space separated; compare them field by field."""
+    return " ".join(value.split())
