@@ -1,7 +1,11 @@
 """close() on an established connection: what goes on the wire, and what is left behind."""
 
+import time
+
 from fixtures.references import reference
-from fixtures.tolerance import PROMPT_S
+from fixtures.tolerance import PROMPT_S, timer_window
+
+TIME_WAIT_LEN_MS = 60_000  # include/net/tcp.h TCP_TIMEWAIT_LEN (60 s, not a sysctl)
 
 
 @reference("RFC 9293 §3.10.4", "RFC 2525 §2.17", "RFC 1122 §4.2.2.13", kernel="net/ipv4/tcp.c __tcp_close()")
@@ -10,10 +14,93 @@ def test_close_with_unread_data_sends_rst(pair):
 
     The server's bytes were acknowledged but never read: the kernel discards them and resets the connection
     (data_was_unread in __tcp_close) so the peer learns the data was lost. No FIN is sent and no TIME_WAIT
-    is left behind."""
+    is left behind; the namespace counts it in TCPAbortOnClose."""
     pair.server.sendall(b"x" * 1000)
     pair.client.wait_readable()
     pair.client.close()
     pair.wire.expect("client", "RA", within=PROMPT_S)
     pair.wire.expect_no("client", has="F", during=0.1)
     pair.wait_gone("client", within=PROMPT_S)
+    pair.expect_nstat("client", "TcpExtTCPAbortOnClose", 1)
+
+
+@reference("RFC 9293 §3.10.7.1", "RFC 1122 §4.2.2.13",
+           kernel="net/ipv4/tcp.c __tcp_close() (SOCK_LINGER, lingertime 0)")
+def test_linger_zero_close_sends_rst(pair):
+    """SO_LINGER {1,0} then close() aborts: RST at once, no FIN, no TIME_WAIT.
+
+    __tcp_close() calls tcp_disconnect() when lingering with a zero timeout, which sends an RST
+    (tcp_need_reset) and frees the socket. Linux counts it in TCPAbortOnData, not TCPAbortOnLinger."""
+    pair.client.set_linger(True, 0)
+    pair.client.close()
+    pair.wire.expect("client", "RA", within=PROMPT_S)
+    pair.wire.expect_no("client", has="F", during=0.1)
+    pair.wait_gone("client", within=PROMPT_S)
+    pair.expect_nstat("client", "TcpExtTCPAbortOnData", 1)
+
+
+@reference("RFC 9293 §3.6", "RFC 9293 §3.10.4", kernel=("net/ipv4/tcp.c tcp_close()",
+           "net/ipv4/tcp_input.c tcp_rcv_state_process()", "net/ipv4/tcp_minisocks.c tcp_time_wait()"))
+def test_active_close_then_peer_close_ends_in_time_wait(pair):
+    """Active close, then the peer's close: FIN/ACK both ways, the closer ends in TIME_WAIT for 60 s.
+
+    Client: ESTABLISHED -> FIN_WAIT1 -> FIN_WAIT2 -> TIME_WAIT; server: CLOSE_WAIT -> LAST_ACK -> gone.
+    The TIME_WAIT timer is TCP_TIMEWAIT_LEN (60 s, 2*MSL with Linux's 30 s MSL), not a sysctl."""
+    pair.client.close()
+    fin = pair.wire.expect("client", "FA", within=PROMPT_S)
+    pair.wire.expect("server", "A", ack=fin.seq + 1, within=PROMPT_S)
+    pair.wait_state("client", "FIN_WAIT2", within=PROMPT_S)
+    pair.wait_state("server", "CLOSE_WAIT", within=PROMPT_S)
+    assert pair.server.recv() == b"", "the server should read EOF after the client's FIN"
+    pair.server.close()
+    server_fin = pair.wire.expect("server", "FA", within=PROMPT_S)
+    pair.wire.expect("client", "A", ack=server_fin.seq + 1, within=PROMPT_S)
+    pair.wait_state("client", "TIME_WAIT", within=PROMPT_S)
+    pair.wait_gone("server", within=PROMPT_S)
+    tw = pair.expect_state("client", "TIME_WAIT", timer="timewait")
+    window = timer_window(TIME_WAIT_LEN_MS / 1000, source="sock_diag")
+    remaining = tw.expires_ms / 1000 + (time.time() - server_fin.ts)
+    pair.expect_duration("TIME_WAIT timer (expiry read + time elapsed since the FIN)", 0, remaining,
+                         window, "sock_diag")
+    pair.expect_states_seen("client", ["ESTABLISHED", "FIN_WAIT2", "TIME_WAIT"])
+    pair.expect_states_seen("server", ["ESTABLISHED", "CLOSE_WAIT", "CLOSED"])
+
+
+@reference("RFC 9293 §3.10.4 (half-close)", "RFC 1122 §4.2.2.13",
+           kernel=("net/ipv4/tcp.c tcp_shutdown()", "net/ipv4/tcp_input.c tcp_rcv_state_process()"))
+def test_shutdown_write_keeps_reading_then_peer_close(pair):
+    """shutdown(SHUT_WR) sends FIN but keeps the socket readable; a non-orphaned FIN_WAIT2 has no timer.
+
+    The fd stays open, so FIN_WAIT2 is not an orphan: no tcp_fin_timeout applies (timer none). Data from
+    the peer still arrives; the peer's FIN then moves the client to TIME_WAIT and recv() returns EOF."""
+    pair.client.shutdown("SHUT_WR")
+    pair.wire.expect("client", "FA", within=PROMPT_S)
+    pair.wait_state("client", "FIN_WAIT2", within=PROMPT_S)
+    pair.expect_state("client", "FIN_WAIT2", timer="none", why="a FIN_WAIT2 socket with an open fd")
+    pair.server.sendall(b"after-half-close")
+    assert pair.client.recv_exactly(16) == b"after-half-close"
+    pair.server.close()
+    pair.wire.expect("server", "FA", within=PROMPT_S)
+    pair.wait_state("client", "TIME_WAIT", within=PROMPT_S)
+    assert pair.client.recv() == b"", "recv() after the peer's FIN returns EOF"
+
+
+@reference("RFC 9293 §3.6", "RFC 9293 §3.10.4", kernel=("net/ipv4/tcp_input.c tcp_rcv_state_process() LAST_ACK",
+                                                      "net/ipv4/tcp_timer.c tcp_retransmit_timer()"))
+def test_passive_close_close_wait_last_ack_gone(pair):
+    """Passive close: CLOSE_WAIT until the application closes, LAST_ACK until its FIN is acknowledged.
+
+    The client's ACK of the server's FIN is dropped once, so LAST_ACK lasts long enough to be read (with
+    its retransmission timer); when the ACK gets through, the socket is gone at once (no TIME_WAIT on the
+    passive side)."""
+    pair.client.close()
+    pair.wait_state("server", "CLOSE_WAIT", within=PROMPT_S)
+    pair.drop(towards="server", name="client-pure-acks", exactly="A")
+    pair.server.close()
+    pair.wire.expect("server", "FA", within=PROMPT_S)
+    pair.wait_state("server", "LAST_ACK", within=PROMPT_S)
+    pair.expect_state("server", "LAST_ACK", timer="retrans", why="the FIN waits for its ACK")
+    pair.undrop(towards="server", name="client-pure-acks")
+    pair.wire.expect("server", "FA", within=1.5, why="the FIN is retransmitted after an RTO")
+    pair.wait_gone("server", within=1.5)
+    pair.expect_states_seen("server", ["ESTABLISHED", "CLOSE_WAIT", "LAST_ACK", "CLOSED"])

@@ -67,11 +67,13 @@ class Topology:
             ipr.link("add", ifname=CLIENT_IF, kind="veth", index=CLIENT_IFINDEX,
                      peer={"ifname": SERVER_IF, "net_ns_fd": self.server_ns.fd})
         self.ifindex = {"client": CLIENT_IFINDEX}
+        self.mac: dict[str, str] = {}
         for side, ifname in (("client", CLIENT_IF), ("server", SERVER_IF)):
             ns = self.namespaces[side]
             with ns.inside(), IPRoute() as ipr:
                 (idx,) = ipr.link_lookup(ifname=ifname)
                 self.ifindex[side] = idx
+                self.mac[side] = ipr.get_links(idx)[0].get("IFLA_ADDRESS")
                 self._offloads_off(ifname)
                 for fam in (IPV4, IPV6):
                     addr = fam.client if side == "client" else fam.server
