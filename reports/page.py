@@ -43,8 +43,8 @@ td.num{text-align:right;font-variant-numeric:tabular-nums}
 .given{color:#8e1b12;font-weight:600}
 .filters{position:sticky;top:0;background:var(--bg);padding:6px 0;border-bottom:1px solid var(--line);z-index:2;
  display:flex;gap:16px;align-items:center;flex-wrap:wrap}
-table.matrix td.cell{padding:0;text-align:center;min-width:92px}
-table.matrix td.cell a{display:block;padding:3px 7px;text-decoration:none;color:inherit}
+table.matrix td.cell{text-align:center;min-width:92px}
+table.matrix td.cell a{display:block;margin:-3px -7px;padding:3px 7px;text-decoration:none;color:inherit}
 table.matrix td.area{color:var(--muted)}
 details.case{border:1px solid var(--line);border-radius:4px;margin:8px 0;padding:0 10px;scroll-margin-top:48px}
 h2{scroll-margin-top:48px}
@@ -56,6 +56,8 @@ details.case>summary .mono{font-weight:normal;color:var(--muted);margin-left:8px
 .ladderbox{overflow-x:auto;margin:6px 0;border:1px solid var(--line);background:#fff}
 .cols{display:flex;gap:12px;align-items:flex-start;flex-wrap:wrap}
 .cols>div{flex:1 1 0;min-width:320px}
+body.wide{max-width:none}.cols.side{flex-wrap:nowrap;overflow-x:auto}
+.cols.side>div{flex:0 0 auto;min-width:0}.cols.side svg.ladder{max-width:none}
 blockquote{margin:0;padding:2px 10px;border-left:4px solid #90a4ae;font-style:italic}
 .v-confirmed{background:#d7f0dc;color:#175c26}.v-contradicted{background:#fbd3d0;color:#8e1b12}
 .tol{vertical-align:middle}.tol .band{fill:#c8e6c9}.tol .exp{stroke:#2e7d32;stroke-width:2}
@@ -81,14 +83,14 @@ var onlyBad=document.getElementById('f-failed'),area=document.getElementById('f-
     fam=document.getElementById('f-family'),count=document.getElementById('f-count');
 function apply(){
   var only=onlyBad?onlyBad.checked:false,a=area?area.value:'',f=fam?fam.value:'',shown=0,
-      rows=all('table.matrix tbody tr');
+      rows=all('#matrix-table tbody tr');
   rows.forEach(function(tr){
     var cells=all('td[data-o]',tr).filter(function(td){return !f||td.getAttribute('data-col')===f;});
     var ok=(!a||tr.getAttribute('data-area')===a)&&cells.length>0&&
       (!only||cells.some(function(td){return bad(td.getAttribute('data-o'));}));
     tr.hidden=!ok;if(ok){shown++;}
   });
-  all('table.matrix [data-col]').forEach(function(c){c.hidden=!!f&&c.getAttribute('data-col')!==f;});
+  all('#matrix-table [data-col]').forEach(function(c){c.hidden=!!f&&c.getAttribute('data-col')!==f;});
   all('details.case').forEach(function(d){
     d.hidden=!((!a||d.getAttribute('data-area')===a)&&(!f||d.getAttribute('data-col')===f)&&
       (!only||bad(d.getAttribute('data-o'))));
@@ -109,18 +111,15 @@ apply();openHash();
 """
 
 
-def page(title: str, body: Iterable[str]) -> str:
-    """A complete, self-contained HTML document."""
-    return "".join(
-        [
-            ('<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-            '<meta name="viewport" content="width=device-width,initial-scale=1">'
-            f"<title>{esc(title)}</title><style>{CSS}{ladder.CSS}</style></head><body>"),
-            ladder.defs(),
-            *body,
-            f"<script>{SCRIPT}</script></body></html>\n",
-        ]
+def page(title: str, body: Iterable[str], wide: bool = False) -> str:
+    """A complete, self-contained HTML document; ``wide`` drops the maximum page width."""
+    head = (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width,initial-scale=1">'
+        f"<title>{esc(title)}</title><style>{CSS}{ladder.CSS}</style></head>"
     )
+    body_tag = '<body class="wide">' if wide else "<body>"
+    return "".join([head, body_tag, ladder.defs(), *body, f"<script>{SCRIPT}</script></body></html>\n"])
 
 
 def badge(outcome: str) -> str:

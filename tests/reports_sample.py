@@ -95,7 +95,6 @@ def _fin_handshake(j: Callable[[], float]) -> dict[str, Any]:
         "durations": [{"name": "TIME_WAIT timer at entry", "measured_s": 60.0, "expected_s": 60.0, "low_s": 59.0,
                        "high_s": 60.0, "ok": True, "source": "sock_diag"}],
         "nstat": {"client": {"TcpActiveOpens": 1}, "server": {"TcpPassiveOpens": 1}},
-        "final": {"client": "TIME_WAIT", "server": "CLOSED"},
     }
 
 
@@ -119,7 +118,6 @@ def _unread_data(j: Callable[[], float]) -> dict[str, Any]:
                      _call(rst + 0.0005, "client", "recv", "-1", "ECONNRESET")],
         "durations": [],
         "nstat": {"client": {}, "server": {"TcpExtTCPAbortOnClose": 1}},
-        "final": {"client": "CLOSED", "server": "CLOSED"},
     }
 
 
@@ -147,7 +145,6 @@ def _orphan_fin_wait2(j: Callable[[], float]) -> dict[str, Any]:
                        "low_s": 0.99, "high_s": 1.16, "ok": True, "source": "sock_diag"}],
         "sysctls": {"net.ipv4.tcp_fin_timeout": "1"},
         "nstat": {"client": {"TcpExtTCPAbortOnTimeout": 0}, "server": {}},
-        "final": {"client": "CLOSED", "server": "CLOSED"},
     }
 
 
@@ -174,7 +171,6 @@ def _bulk_close(j: Callable[[], float]) -> dict[str, Any]:
                      _call(segs[3]["t"], "client", "close")],
         "durations": [],
         "nstat": {},
-        "final": {"client": "TIME_WAIT", "server": "CLOSED"},
     }
 
 
@@ -194,7 +190,6 @@ def _rst_in_timewait(j: Callable[[], float]) -> dict[str, Any]:
         "claim": {"quote": "A stray RST cuts TIME_WAIT short on Linux unless tcp_rfc1337 is set.",
                   "verdict": "confirmed",
                   "evidence": "TIME_WAIT socket gone 20 µs after the peer's RST; tcp_rfc1337=0."},
-        "final": {"client": "CLOSED", "server": "CLOSED"},
     })
     base["endpoints"] = {"peer": {"addr": "198.18.0.2", "port": 8080, "netns_cookie": 4099}}
     return base
@@ -240,18 +235,25 @@ TEMPLATES: list[tuple[str, str, Callable[[Callable[[], float]], dict[str, Any]],
 
 
 def fingerprint_text(case: Case) -> str:
-    """A canonical behaviour summary: who sent which flags in order, final states, durations by tolerance."""
-    lines = [f"outcome {case['outcome']}"]
-    lines += [f"{s['sender']} {s['flags']} len>0" if s["len"] else f"{s['sender']} {s['flags']}"
-              for s in case["segments"]]
-    lines += [f"final {side} {state}" for side, state in sorted(case.pop("final", {}).items())]
-    lines += [f"duration {d['name']} {'ok' if d['ok'] else 'out'}" for d in case["durations"]]
-    return "\n".join(lines) + "\n"
+    """A canonical behaviour summary like the plugin's: segments without pure ACKs, final states, syscall
+    errnos, durations by tolerance, claim verdict.  No times, so jitter never changes it."""
+    segs = [f"{s['sender']}>{s['flags']}" + (f"+{s['len']}" if s["len"] else "")
+            for s in case["segments"] if not (s["flags"] in ("A", "PA") and s["len"] == 0)]
+    final = {row["side"]: row["state"] for row in sorted(case["states"], key=lambda r: r["t"])}
+    lines = [f"outcome {case['outcome']}", "segments " + " ".join(segs),
+             "final " + " ".join(f"{k}={v}" for k, v in sorted(final.items())),
+             "calls " + " ".join(f"{c['side']}.{c['call']}={c['errno'] or 'ok'}" for c in case["syscalls"])]
+    lines += [f"duration {d['name']} {d['expected_s'] if d['ok'] else round(d['measured_s'], 2)}"
+              for d in case["durations"]]
+    if case.get("claim"):
+        lines.append(f"claim {case['claim']['verdict']}")
+    return "\n".join(lines)
 
 
-def set_fingerprint(case: Case, text: str) -> None:
-    case["fingerprint_text"] = text
-    case["fingerprint"] = hashlib.sha256(text.encode()).hexdigest()
+def set_fingerprint(case: Case) -> None:
+    """(Re)compute the case's fingerprint after building or changing it."""
+    case["fingerprint_text"] = fingerprint_text(case)
+    case["fingerprint"] = hashlib.sha256(case["fingerprint_text"].encode()).hexdigest()
 
 
 def _sysctls(overrides: dict[str, str]) -> dict[str, dict[str, Any]]:
@@ -310,11 +312,15 @@ def make_run(n_cases: int | None = None, seed: int = 1, label: str = "default",
         case.update(body)
         case["endpoints"].update(endpoints)
         if outcome == "skipped":
-            case.update(segments=[], states=[], syscalls=[], durations=[], nstat={}, pcap=None,
+            case.update(title="SO_REUSEPORT lets a new listener take over a port held in TIME_WAIT",
+                        description="Needs a kernel that keeps TIME_WAIT buckets per reuseport group.",
+                        references=[], kernel_expectation=None,
+                        segments=[], states=[], syscalls=[], durations=[], nstat={}, pcap=None,
                         message="SO_REUSEPORT TIME_WAIT reuse needs kernel >= 7.0")
         if outcome == "xfailed":
-            case["message"] = "known: half-close RST on 6.x, see issue 12"
-        set_fingerprint(case, fingerprint_text(case))
+            case.update(title="shutdown(SHUT_WR) half-close keeps receiving until the peer's FIN",
+                        message="known: the peer's late data is answered with RST on 6.x, see issue 12")
+        set_fingerprint(case)
         cases.append(case)
         t0 += 0.5
     totals = {o: 0 for o in ("passed", "failed", "skipped", "error", "xfailed", "xpassed")}
