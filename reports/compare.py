@@ -308,8 +308,9 @@ def _case_diff(cmp: Comparison, d: CaseDiff) -> str:
     )
 
 
-def run_compare(dirs: Sequence[Path], output: str | None, out: TextIO = sys.stdout) -> int:
+def run_compare(dirs: Sequence[Path], output: str | None, out: TextIO | None = None) -> int:
     """The ``compare`` command: load, print, optionally write the HTML diff; return the exit status."""
+    out = out or sys.stdout
     runs = [load_run(d) for d in dirs]
     cmp = compare(runs)
     print_text(cmp, out)

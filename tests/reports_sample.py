@@ -366,3 +366,77 @@ def case_by_id(data: dict, case_id: str) -> Case:
 
 def clone(data: dict) -> dict:
     return copy.deepcopy(data)
+
+
+EXTERNAL_ATTRS = {"script": "src", "img": "src", "iframe": "src", "source": "src", "video": "src", "audio": "src",
+                  "embed": "src", "object": "data", "image": "href", "use": "href", "input": "src"}
+
+
+def external_resources(html_text: str) -> list[str]:
+    """Everything in ``html_text`` that a browser would fetch: <link> elements, src/data of embedded
+    content, href of SVG <image>/<use> pointing outside the page, CSS @import and url() other than #ids.
+    Plain <a href> links (RFCs, pcaps) are not fetched and are allowed."""
+    from html.parser import HTMLParser
+
+    found: list[str] = []
+
+    class Finder(HTMLParser):
+        in_style = False
+
+        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+            values = {k.split(":")[-1]: v or "" for k, v in attrs}
+            if tag == "link":
+                found.append(f"<link href={values.get('href')!r}>")
+            attr = EXTERNAL_ATTRS.get(tag)
+            if attr and values.get(attr) and not values[attr].startswith(("#", "data:")):
+                found.append(f"<{tag} {attr}={values[attr]!r}>")
+            if "style" in values:
+                self.check_css(values["style"])
+            self.in_style = tag == "style"
+
+        def handle_endtag(self, tag: str) -> None:
+            self.in_style = False
+
+        def handle_data(self, data: str) -> None:
+            if self.in_style:
+                self.check_css(data)
+
+        def check_css(self, css: str) -> None:
+            import re
+
+            if "@import" in css:
+                found.append("@import")
+            found.extend(f"url({u})" for u in re.findall(r"url\(\s*['\"]?([^)'\"]*)", css) if not u.startswith("#"))
+
+    Finder().feed(html_text)
+    return found
+
+
+VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
+
+
+def unbalanced_tags(html_text: str) -> list[str]:
+    """Problems with element nesting (HTML void elements and self-closed SVG elements excepted)."""
+    from html.parser import HTMLParser
+
+    stack: list[str] = []
+    problems: list[str] = []
+
+    class Checker(HTMLParser):
+        def handle_starttag(self, tag: str, attrs: list) -> None:
+            if tag not in VOID:
+                stack.append(tag)
+
+        def handle_startendtag(self, tag: str, attrs: list) -> None:
+            pass
+
+        def handle_endtag(self, tag: str) -> None:
+            if not stack or stack[-1] != tag:
+                problems.append(f"</{tag}> closes <{stack[-1] if stack else 'nothing'}> at {self.getpos()}")
+                if tag in stack:
+                    del stack[len(stack) - 1 - stack[::-1].index(tag):]
+            else:
+                stack.pop()
+
+    Checker().feed(html_text)
+    return problems + [f"<{t}> never closed" for t in stack]

@@ -1,0 +1,101 @@
+"""The SVG ladder diagram: lanes, arrows, annotations, the arrow cap and idle-gap breaks."""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+
+from reports_sample import case_by_id, make_run
+
+from reports import ladder
+from reports.load import validate
+
+SVG = "{http://www.w3.org/2000/svg}"
+
+
+def sample_case(case_id: str) -> dict:
+    data = make_run()
+    validate(data, "sample")
+    return case_by_id(data, case_id)
+
+
+def parse(svg: str) -> ET.Element:
+    return ET.fromstring(svg)  # must be well-formed XML
+
+
+def arrows(root: ET.Element) -> list[ET.Element]:
+    return [e for e in root.iter(f"{SVG}line") if "sg" in (e.get("class") or "").split()]
+
+
+def test_every_segment_is_an_arrow_with_its_label() -> None:
+    case = sample_case("close/unread-data[ipv4]")
+    svg, omitted = ladder.render(case)
+    root = parse(svg)
+    assert len(arrows(root)) == len(case["segments"]) and omitted["segments"] == 0
+    texts = [t.text for t in root.iter(f"{SVG}text")]
+    assert "RA seq=1 ack=513 len=0" in texts and "PA seq=1 ack=1 len=512" in texts
+    assert "CLOSED" in texts and "recv() = -1 ECONNRESET" in texts
+    assert [t.text for t in root.iter(f"{SVG}text") if t.get("class") == "hd"] == ["client", "server"]
+    rst = next(a for a in arrows(root) if "k-r" in a.get("class", ""))
+    # the server's RST goes right to left
+    assert float(rst.get("x1")) > float(rst.get("x2"))
+
+
+def test_times_run_down_the_page() -> None:
+    svg, _ = ladder.render(sample_case("close/fin-handshake[ipv4]"))
+    ys = [float(a.get("y2")) for a in arrows(parse(svg))]
+    assert ys == sorted(ys) and len(set(ys)) == len(ys)
+
+
+def test_client_states_are_left_of_its_line_server_states_right() -> None:
+    svg, _ = ladder.render(sample_case("close/fin-handshake[ipv4]"))
+    root = parse(svg)
+    lanes = {t.text: float(t.get("x")) for t in root.iter(f"{SVG}text") if t.get("class") == "hd"}
+    for t in root.iter(f"{SVG}text"):
+        if t.get("class") == "st" and t.text.startswith("FIN_WAIT2"):
+            assert float(t.get("x")) < lanes["client"] and t.get("text-anchor") == "end"
+        if t.get("class") == "st" and t.text.startswith("LAST_ACK"):
+            assert float(t.get("x")) > lanes["server"]
+
+
+def test_many_segments_are_capped_with_a_note() -> None:
+    case = sample_case("close/bulk-then-close[ipv4]")
+    assert len(case["segments"]) > 100
+    svg, omitted = ladder.render(case)
+    root = parse(svg)
+    assert len(arrows(root)) == ladder.MAX_ARROWS
+    assert omitted["segments"] == len(case["segments"]) - ladder.MAX_ARROWS
+    assert "events not drawn" in svg
+    # the first and the last segments (handshake and FIN exchange) are drawn
+    texts = [t.text for t in root.iter(f"{SVG}text")]
+    assert "S seq=0 ack=0 len=0" in texts and any(t and t.startswith("FA seq=101361") for t in texts)
+
+
+def test_idle_gap_becomes_a_break_marker_not_a_tall_drawing() -> None:
+    case = sample_case("orphan/fin-wait2-timeout[ipv4]")
+    svg, _ = ladder.render(case)
+    assert re.search(r"⋯ 1\.0\d\ds idle ⋯", svg)
+    height = float(parse(svg).get("height"))
+    stretched = dict(case, segments=[dict(s, t=s["t"] * 1000) for s in case["segments"]],
+                     states=[dict(s, t=s["t"] * 1000) for s in case["states"]])
+    svg2, _ = ladder.render(stretched)
+    assert float(parse(svg2).get("height")) < height * 1.6  # 1000x the time, about the same height
+    quiet = dict(case, segments=case["segments"][:5], states=case["states"][:3], syscalls=[])
+    assert "idle" not in ladder.render(quiet)[0]
+
+
+def test_peer_gets_its_own_lane_and_talks_to_the_side_it_impersonates() -> None:
+    case = sample_case("timewait/rst-assassination[ipv4]")
+    svg, _ = ladder.render(case)
+    root = parse(svg)
+    lanes = {t.text: float(t.get("x")) for t in root.iter(f"{SVG}text") if t.get("class") == "hd"}
+    assert list(lanes) == ["client", "server", "peer"]
+    peer_rst = arrows(root)[-1]
+    assert float(peer_rst.get("x1")) == lanes["peer"] - 1 and float(peer_rst.get("x2")) == lanes["client"] + 2
+    assert ladder.receiver("peer", ["client", "server", "peer"], {}) == "server"
+    assert ladder.receiver("client", ["client", "peer"], {}) == "peer"
+
+
+def test_nothing_observed_gives_no_svg() -> None:
+    case = sample_case("timewait/reuse-port[ipv4]")
+    assert ladder.render(case) == ("", {"segments": 0, "state": 0, "call": 0})
