@@ -1,0 +1,43 @@
+# sockconf: the two commands of the README are `make report` (the suite on this kernel, HTML report) and
+# `make test` (the harness's own tests and the whole conformance catalogue). Both run `setup` first.
+# Run as root: the suite creates network namespaces.
+
+PYTHON ?= python3
+PYTEST  = $(PYTHON) -m pytest
+APT_PACKAGES = iproute2 nftables ethtool tcpdump libpcap0.8 util-linux procps chromium chromium-driver
+WORKERS ?= auto
+export PIP_BREAK_SYSTEM_PACKAGES = 1
+export PIP_DISABLE_PIP_VERSION_CHECK = 1
+
+.PHONY: setup apt pip test quick report lint bench clean
+
+setup: apt pip
+
+apt:
+	@command -v apt-get >/dev/null || { echo "setup: apt-get not found (Debian 12 expected)"; exit 1; }
+	DEBIAN_FRONTEND=noninteractive apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(APT_PACKAGES) >/dev/null
+
+pip:
+	$(PYTHON) -m pip install -q -e '.[dev]'
+
+# The README's test command: harness tests + every conformance case (slow ones included).
+test: setup
+	$(PYTEST) -n $(WORKERS) tests conformance
+
+# Everything but the cases marked slow (they wait on kernel defaults of a minute or more).
+quick:
+	$(PYTEST) -n $(WORKERS) -m "not slow" tests conformance
+
+# The README's main command: the conformance suite on this kernel; ends by printing the report's path.
+report: setup
+	$(PYTEST) -n $(WORKERS) conformance $(PYTEST_ARGS)
+
+lint:
+	$(PYTHON) -m ruff check .
+
+bench:
+	$(PYTHON) bench/bench_harness.py
+
+clean:
+	rm -rf reports/runs build *.egg-info

@@ -1,0 +1,55 @@
+"""Helpers for the harness's own tests. Tests marked `root` need CAP_SYS_ADMIN + CAP_NET_ADMIN; without
+them they are skipped with that reason (the pure-logic tests still run)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from fixtures.plugin import privileged
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if privileged():
+        return
+    skip = pytest.mark.skip(reason="needs root (CAP_SYS_ADMIN and CAP_NET_ADMIN) to create network namespaces")
+    for item in items:
+        if "root" in item.keywords:
+            item.add_marker(skip)
+
+
+def netns_in_use() -> set[str]:
+    """Every network namespace held by any process on the machine: as a thread's namespace or as an fd."""
+    found: set[str] = set()
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        links = []
+        try:
+            links += [t / "ns" / "net" for t in (proc / "task").iterdir()]
+            links += list((proc / "fd").iterdir())
+        except OSError:
+            continue
+        for link in links:
+            try:
+                target = os.readlink(link)
+            except OSError:
+                continue
+            if target.startswith("net:["):
+                found.add(target)
+    return found
+
+
+def run_pytest(*args: str, cwd: Path = REPO, timeout: float = 120, **kwargs) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env.pop("PYTEST_XDIST_WORKER", None)
+    env.pop("PYTEST_XDIST_WORKER_COUNT", None)
+    env.pop("PYTEST_ADDOPTS", None)
+    return subprocess.run([sys.executable, "-m", "pytest", *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=timeout, **kwargs)

@@ -1,0 +1,125 @@
+"""Namespaces, the host guard, topology readiness, capture and faults, against the real kernel (root)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import time
+
+import pytest
+
+from fixtures.endpoint import Endpoint, SyscallLog
+from netns.addresses import FAMILIES
+from netns.capture import Capture
+from netns.faults import Faults
+from netns.namespace import HostGuard, HostNamespaceError, Namespace, socket_netns_cookie
+from netns.topology import CLIENT_IF, Topology
+from tests.conftest import netns_in_use
+
+pytestmark = pytest.mark.root
+
+
+def test_host_socket_is_refused():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as host_sock:
+        with pytest.raises(HostNamespaceError, match="host network namespace"):
+            HostGuard.check_socket(host_sock)
+        with pytest.raises(HostNamespaceError):
+            Endpoint("client", host_sock, SyscallLog(), netns_cookie=socket_netns_cookie(host_sock))
+
+
+def test_socket_from_another_test_namespace_is_refused():
+    with Namespace("a") as a, Namespace("b") as b:
+        sock = a.socket(socket.AF_INET)
+        with pytest.raises(HostNamespaceError, match="expected"):
+            HostGuard.check_socket(sock, expected_cookie=b.cookie)
+        sock.close()
+
+
+def test_namespace_is_new_and_vanishes_when_closed():
+    ns = Namespace("t")
+    assert ns.cookie not in HostGuard.forbidden()
+    held = os.readlink(f"/proc/self/fd/{ns.fd}")
+    assert held in netns_in_use()
+    ns.close()
+    assert held not in netns_in_use()
+
+
+def test_inside_restores_the_calling_threads_namespace():
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
+        home = socket_netns_cookie(s)
+    with Namespace("t") as ns:
+        with ns.inside(), socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
+            assert socket_netns_cookie(s) == ns.cookie
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
+            assert socket_netns_cookie(s) == home
+
+
+def test_namespace_sysctl_does_not_touch_the_host():
+    with open("/proc/sys/net/ipv4/tcp_fin_timeout") as f:
+        host_before = f.read()
+    with Namespace("t") as ns:
+        ns.sysctl_set("net.ipv4.tcp_fin_timeout", 7)
+        assert ns.sysctl_get("net.ipv4.tcp_fin_timeout") == "7"
+    with open("/proc/sys/net/ipv4/tcp_fin_timeout") as f:
+        assert f.read() == host_before
+
+
+@pytest.mark.parametrize("family", ["ipv4", "ipv6"])
+def test_topology_passes_traffic_at_once(family):
+    fam = FAMILIES[family]
+    with Topology() as topo:
+        listener = topo.server_ns.socket(fam.af)
+        listener.bind((fam.server, 8080))
+        listener.listen()
+        client = topo.client_ns.socket(fam.af)
+        start = time.perf_counter()
+        client.connect((fam.server, 8080))
+        assert time.perf_counter() - start < 0.1, "first connect should not wait for DAD or carrier"
+        for s in (client, listener):
+            s.close()
+
+
+def test_capture_sees_the_first_syn():
+    fam = FAMILIES["ipv4"]
+    with Topology() as topo:
+        cap = Capture(topo.client_ns, CLIENT_IF)
+        listener = topo.server_ns.socket(fam.af)
+        listener.bind((fam.server, 8080))
+        listener.listen()
+        client = topo.client_ns.socket(fam.af)
+        t = time.time()
+        client.connect((fam.server, 8080))
+        frames = cap.stop()
+        client.close()
+        listener.close()
+    from scapy.layers.inet import TCP
+    from scapy.layers.l2 import Ether
+
+    tcp = [(f, Ether(f.data)[TCP]) for f in frames if TCP in Ether(f.data)]
+    first, seg = tcp[0]
+    assert str(seg.flags) == "S" and first.outgoing
+    assert 0 <= first.ts - t < 0.05, "kernel timestamps are CLOCK_REALTIME, close to time.time()"
+
+
+def test_drop_rule_drops_and_leaves_no_table():
+    fam = FAMILIES["ipv4"]
+    with Topology() as topo:
+        faults = Faults(topo.server_ns)
+        faults.blackhole()
+        client = topo.client_ns.socket(fam.af)
+        client.settimeout(0.3)
+        with pytest.raises((TimeoutError, OSError)):
+            client.connect((fam.server, 8080))
+        client.close()
+        assert faults.counters()["blackhole"] >= 1
+        faults.close()
+        assert "sockconf" not in topo.server_ns.run(["nft", "list", "tables"])
+
+
+def test_host_firewall_untouched_by_faults():
+    before = subprocess.run(["nft", "list", "ruleset"], capture_output=True, text=True).stdout
+    with Topology() as topo:
+        Faults(topo.client_ns).drop_flags("fins", has="F")
+    after = subprocess.run(["nft", "list", "ruleset"], capture_output=True, text=True).stdout
+    assert before == after

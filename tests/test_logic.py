@@ -1,0 +1,187 @@
+"""Pure logic of the harness: no namespaces, no root."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from scapy.layers.inet import IP, TCP
+from scapy.layers.inet6 import IPv6
+from scapy.layers.l2 import Ether
+
+from fixtures.fingerprint import fingerprint
+from fixtures.references import by_kernel, kernel_version, reference_url
+from fixtures.sysctls import SysctlUsageError, parse_overrides
+from fixtures.tolerance import PROMPT_S, bucket, chain_window, timer_window
+from fixtures.wire import Wire, WireExpectationError, flag_string, normalize
+from netns.addresses import IPV4, IPV6, check_allowed
+from netns.capture import Frame
+
+
+class FakeCapture:
+    def __init__(self, frames: list[Frame]) -> None:
+        self._frames = frames
+
+    def frames(self) -> list[Frame]:
+        return list(self._frames)
+
+
+def frame(ts: float, outgoing: bool, flags: str, seq: int, ack: int = 0, payload: bytes = b"",
+          v6: bool = False) -> Frame:
+    fam = IPV6 if v6 else IPV4
+    src, dst = (fam.client, fam.server) if outgoing else (fam.server, fam.client)
+    ip = IPv6(src=src, dst=dst) if v6 else IP(src=src, dst=dst)
+    sport, dport = (40000, 8080) if outgoing else (8080, 40000)
+    pkt = Ether() / ip / TCP(sport=sport, dport=dport, flags=flags, seq=seq, ack=ack) / payload
+    return Frame(ts, outgoing, bytes(pkt))
+
+
+def handshake_then(t0: float, *extra: Frame, v6: bool = False) -> list[Frame]:
+    return [frame(t0, True, "S", 1000, v6=v6), frame(t0 + 0.001, False, "SA", 5000, 1001, v6=v6),
+            frame(t0 + 0.002, True, "A", 1001, 5001, v6=v6), *extra]
+
+
+# tolerance ----------------------------------------------------------------------------------------
+
+def test_timer_window_accepts_late_timer_and_rejects_double():
+    w = timer_window(1.0, "sock_diag")
+    assert w.contains(1.0) and w.contains(1.031) and w.contains(1.12)
+    assert not w.contains(2.0) and not w.contains(0.9)
+
+
+def test_window_grows_with_the_timeout_by_wheel_slack():
+    assert timer_window(10.0).high_s - 10.0 > timer_window(1.0).high_s - 1.0
+
+
+def test_chain_window_allows_per_timer_jitter():
+    assert chain_window(3.0, 4).high_s > timer_window(3.0).high_s
+
+
+def test_bucket_hides_noise_inside_window_but_not_outside():
+    w = timer_window(1.0)
+    assert bucket(1.01, w) == bucket(1.05, w) == "~1s"
+    assert bucket(2.0, w) != bucket(1.01, w)
+
+
+# references ----------------------------------------------------------------------------------------
+
+def test_reference_urls():
+    assert reference_url("RFC 9293 §3.10.4") == "https://www.rfc-editor.org/rfc/rfc9293#section-3.10.4"
+    assert reference_url("RFC 1337") == "https://www.rfc-editor.org/rfc/rfc1337"
+    assert reference_url("net/ipv4/tcp.c __tcp_close()").endswith("/net/ipv4/tcp.c")
+    assert reference_url("something else") is None
+
+
+def test_by_kernel_picks_latest_entry_not_after_running_version():
+    data = by_kernel({"0": "old", "5.10": "mid", "6.12": "new"})
+    assert data.pick("6.1.0-13-amd64") == ("5.10", "mid")
+    assert data.pick("6.12.5") == ("6.12", "new")
+    assert data.pick("4.19.0") == ("0", "old")
+    assert kernel_version("6.18.44-fc-v657") == (6, 18, 44)
+
+
+# sysctl parsing ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("bad", ["tcp_fin_timeout", "net.ipv4.tcp_fin_timeout=", "=5", "kernel.pid_max=5"])
+def test_bad_sysctl_syntax_is_a_usage_error(bad):
+    with pytest.raises(SysctlUsageError):
+        parse_overrides([bad])
+
+
+def test_sysctl_override_parsed():
+    assert parse_overrides(["net.ipv4.tcp_fin_timeout=5"]) == {"net.ipv4.tcp_fin_timeout": "5"}
+
+
+# address plan ---------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("addr", ["10.0.0.1", "172.16.0.1", "192.168.1.1", "fd00::1", "8.8.8.8", "::1"])
+def test_addresses_outside_the_plan_are_refused(addr):
+    with pytest.raises(ValueError):
+        check_allowed(addr)
+
+
+def test_plan_addresses_are_benchmarking_and_documentation_ranges():
+    for fam in (IPV4, IPV6):
+        check_allowed(fam.client)
+        check_allowed(fam.server)
+
+
+# wire -----------------------------------------------------------------------------------------------
+
+def test_flag_letters_round_trip():
+    assert flag_string(0x11) == "FA"
+    assert normalize("AR") == "RA"
+    with pytest.raises(ValueError):
+        normalize("X")
+
+
+@pytest.mark.parametrize("v6", [False, True])
+def test_dissection_relative_numbers_and_direction(v6):
+    t0 = time.time()
+    cap = FakeCapture(handshake_then(t0, frame(t0 + 0.01, True, "FA", 1001, 5001, v6=v6),
+                                     frame(t0 + 0.02, False, "PA", 5001, 1002, b"hello", v6=v6), v6=v6))
+    segs = Wire(cap).segments()
+    assert [(s.sender, s.flags) for s in segs] == [
+        ("client", "S"), ("server", "SA"), ("client", "A"), ("client", "FA"), ("server", "PA")]
+    assert (segs[3].seq, segs[3].ack) == (1, 1)
+    assert (segs[4].seq, segs[4].ack, segs[4].length) == (1, 2, 5)
+
+
+def test_expect_matches_exact_flags_ignoring_psh_and_moves_cursor():
+    t0 = time.time()
+    cap = FakeCapture(handshake_then(t0, frame(t0 + 0.01, False, "PA", 5001, 1001, b"x"),
+                                     frame(t0 + 0.02, True, "RA", 1001, 5002)))
+    wire = Wire(cap)
+    wire.expect("server", "A", within=1.0, since=t0)  # the SYN-ACK does not match "A"; the data does
+    rst = wire.expect("client", "RA", within=1.0, since=t0)
+    assert rst.index == 4 and wire.cursor == 5
+
+
+def test_expect_fails_with_wire_in_message_when_absent():
+    t0 = time.time() - 1
+    wire = Wire(FakeCapture(handshake_then(t0)), context=lambda: "ss: nothing")
+    with pytest.raises(WireExpectationError) as err:
+        wire.expect("client", "F", has="", within=0.01, since=t0)
+    text = str(err.value)
+    assert "expected client to send [F]" in text and "[SA]" in text and "ss: nothing" in text
+
+
+def test_expect_fails_when_segment_came_too_late():
+    t0 = time.time() - 1
+    wire = Wire(FakeCapture(handshake_then(t0, frame(t0 + 0.5, True, "RA", 1001, 5001))))
+    with pytest.raises(WireExpectationError, match="it came 0.5"):
+        wire.expect("client", "RA", within=PROMPT_S, since=t0)
+
+
+def test_expect_no_detects_forbidden_segment():
+    t0 = time.time() - 1
+    wire = Wire(FakeCapture(handshake_then(t0, frame(t0 + 0.01, True, "FA", 1001, 5001))))
+    wire.cursor = 3
+    with pytest.raises(WireExpectationError, match="expected no"):
+        wire.expect_no("client", has="F", during=0.1, since=t0)
+    wire.expect_no("server", has="F", during=0.1, since=t0)
+
+
+# fingerprint ---------------------------------------------------------------------------------------
+
+def _case(flags_seq: list[tuple[str, str, int]], measured: float = 1.02) -> dict:
+    return {
+        "outcome": "passed",
+        "segments": [{"sender": s, "flags": f, "len": n} for s, f, n in flags_seq],
+        "states": [{"side": "client", "state": "FIN_WAIT2"}, {"side": "client", "state": "CLOSED"}],
+        "syscalls": [{"side": "client", "call": "close", "errno": None}],
+        "durations": [{"name": "life", "measured_s": measured, "expected_s": 1.0, "low_s": 0.98, "high_s": 1.2}],
+    }
+
+
+def test_fingerprint_ignores_timing_noise_and_pure_ack_placement():
+    a = _case([("client", "S", 0), ("server", "SA", 0), ("client", "A", 0), ("client", "FA", 0)], 1.02)
+    b = _case([("client", "S", 0), ("server", "SA", 0), ("client", "FA", 0), ("server", "A", 0)], 1.11)
+    assert fingerprint(a)[0] == fingerprint(b)[0]
+
+
+def test_fingerprint_changes_with_behaviour():
+    fin = _case([("client", "S", 0), ("client", "FA", 0)])
+    rst = _case([("client", "S", 0), ("client", "RA", 0)])
+    late = _case([("client", "S", 0), ("client", "FA", 0)], measured=3.0)
+    assert len({fingerprint(c)[0] for c in (fin, rst, late)}) == 3

@@ -1,0 +1,156 @@
+"""The plugin as a user meets it: usage errors, results on disk, and nothing left behind after failures,
+SIGINT or SIGKILL (pytest runs in a subprocess)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO, netns_in_use, run_pytest
+
+pytestmark = pytest.mark.root
+ONE_CASE = "conformance/test_close.py::test_close_with_unread_data_sends_rst"
+
+
+@pytest.mark.parametrize(("arg", "message"), [
+    ("net.ipv4.no_such_thing=1", "no such sysctl in a network namespace"),
+    ("net.core.rmem_max=4096", "not writable inside a network namespace"),
+    ("net.ipv4.tcp_fin_timeout=abc", "the kernel refused the value"),
+    ("tcp_fin_timeout=5", "only network sysctls"),
+])
+def test_bad_sysctl_is_one_line_usage_error(arg, message, tmp_path):
+    proc = run_pytest(ONE_CASE, "--sysctl", arg, "--results-dir", str(tmp_path))
+    assert proc.returncode == 4, proc.stdout + proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and message in lines[0], proc.stderr
+    assert "Traceback" not in proc.stdout + proc.stderr
+    assert not (tmp_path / "results.json").exists()
+
+
+def test_without_net_admin_one_clear_line(tmp_path):
+    proc = subprocess.run(
+        ["setpriv", "--bounding-set=-sys_admin,-net_admin", sys.executable, "-m", "pytest", ONE_CASE,
+         "--results-dir", str(tmp_path)], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert proc.returncode != 0
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "needs root (CAP_SYS_ADMIN and CAP_NET_ADMIN)" in lines[0], proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_sysctl_override_applies_in_test_namespaces_and_is_recorded(tmp_path):
+    host = Path("/proc/sys/net/ipv4/tcp_fin_timeout").read_text()
+    proc = run_pytest(ONE_CASE, "--sysctl", "net.ipv4.tcp_fin_timeout=7", "--results-dir", str(tmp_path),
+                      "--no-report", "-p", "no:xdist")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert Path("/proc/sys/net/ipv4/tcp_fin_timeout").read_text() == host
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["schema"] == "sockconf/results/1"
+    assert results["run"]["sysctls"]["net.ipv4.tcp_fin_timeout"] == {"value": "7", "default": "60", "given": True}
+    assert results["run"]["sysctl_overrides"] == {"net.ipv4.tcp_fin_timeout": "7"}
+    cases = results["cases"]
+    assert {c["id"] for c in cases} == {"close/close-with-unread-data-sends-rst[ipv4]",
+                                        "close/close-with-unread-data-sends-rst[ipv6]"}
+    for case in cases:
+        assert case["sysctls"]["net.ipv4.tcp_fin_timeout"] == "7"
+        assert case["outcome"] == "passed" and case["references"] and case["fingerprint"]
+        assert (tmp_path / case["pcap"]).stat().st_size > 100
+        assert [s["flags"] for s in case["segments"]][:3] == ["S", "SA", "A"]
+
+
+SCENARIOS = textwrap.dedent('''
+    import os, time
+    from fixtures.references import reference
+
+    @reference("RFC 9293")
+    def test_fails(pair):
+        pair.client.close()
+        assert False, "deliberate failure"
+
+    @reference("RFC 9293")
+    def test_blocks(pair):
+        open(os.environ["SOCKCONF_MARK"] + "." + os.environ.get("PYTEST_XDIST_WORKER", "main"), "w").close()
+        time.sleep(60)
+''')
+
+
+def _children(pid: int) -> set[int]:
+    """pid and all its descendants."""
+    found, frontier = {pid}, [pid]
+    while frontier:
+        parent = frontier.pop()
+        for proc in Path("/proc").iterdir():
+            if proc.name.isdigit():
+                try:
+                    ppid = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                except (OSError, IndexError, ValueError):
+                    continue
+                if ppid == parent and int(proc.name) not in found:
+                    found.add(int(proc.name))
+                    frontier.append(int(proc.name))
+    return found
+
+
+def _namespaces_of(pids: set[int]) -> set[str]:
+    held = set()
+    for pid in pids:
+        for link in [*Path(f"/proc/{pid}/task").glob("*/ns/net"), *Path(f"/proc/{pid}/fd").glob("*")]:
+            try:
+                target = os.readlink(link)
+            except OSError:
+                continue
+            if target.startswith("net:["):
+                held.add(target)
+    return held
+
+
+def _host_netns() -> str:
+    return os.readlink("/proc/self/ns/net")
+
+
+def test_nothing_left_after_a_failing_case(tmp_path):
+    (tmp_path / "test_scenarios.py").write_text(SCENARIOS)
+    proc = run_pytest(str(tmp_path / "test_scenarios.py"), "-k", "fails", "-p", "fixtures.plugin",
+                      "--rootdir", str(tmp_path), "--results-dir", str(tmp_path / "run"), "--no-report",
+                      cwd=tmp_path)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert {c["outcome"] for c in results["cases"]} == {"failed"}
+    assert all("deliberate failure" in c["message"] for c in results["cases"])
+
+
+@pytest.mark.parametrize(("sig", "workers"), [(signal.SIGINT, "0"), (signal.SIGKILL, "0"), (signal.SIGKILL, "2")])
+def test_nothing_left_after_interrupt(sig, workers, tmp_path):
+    (tmp_path / "test_scenarios.py").write_text(SCENARIOS)
+    mark = tmp_path / "inside"
+    env = {**os.environ, "PYTHONPATH": str(REPO), "SOCKCONF_MARK": str(mark)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pytest", str(tmp_path / "test_scenarios.py"), "-k", "blocks", "-p",
+         "fixtures.plugin", "--rootdir", str(tmp_path), "--results-dir", str(tmp_path / "run"), "--no-report",
+         "-n", workers], cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 60
+        while len(list(tmp_path.glob("inside.*"))) < (2 if workers == "2" else 1):
+            assert time.time() < deadline and proc.poll() is None, "the scenario never started"
+            time.sleep(0.05)
+        tree = _children(proc.pid)
+        held = _namespaces_of(tree) - {_host_netns()}
+        assert len(held) >= 2, "each running case holds its two namespaces"
+        proc.send_signal(sig)
+        proc.wait(timeout=30)
+        deadline = time.time() + 30
+        while any(Path(f"/proc/{p}").exists() for p in tree) and time.time() < deadline:
+            time.sleep(0.1)
+        left = [p for p in tree if Path(f"/proc/{p}").exists()]
+        assert not left, f"processes left behind: {left}"
+        assert held & netns_in_use() == set(), "namespaces left behind"
+    finally:
+        for pid in _children(proc.pid) if proc.poll() is None else set():
+            os.kill(pid, signal.SIGKILL)
