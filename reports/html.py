@@ -168,13 +168,7 @@ def case_section(run: Run, case: Case) -> str:
     ]
     if svg:
         parts.append(f'<h3>Ladder</h3><div class="ladderbox">{svg}</div>')
-        if omitted["segments"]:
-            parts.append(
-                f"<p class='muted'>{omitted['segments']} of {len(case['segments'])} segments, "
-                f"{omitted['state']} state changes and {omitted['call']} syscalls in the middle are not drawn; "
-                "all segments are listed below and in the pcap.</p>"
-                f"<details><summary>all {len(case['segments'])} segments</summary>{segments_table(case)}</details>"
-            )
+        parts.append(_omitted_note(case, omitted))
     parts += [
         durations_table(case),
         _titled("State timeline", states_table(case)),
@@ -191,6 +185,22 @@ def case_section(run: Run, case: Case) -> str:
         )
     parts.append("</details>")
     return "".join(parts)
+
+
+def _omitted_note(case: Case, omitted: dict[str, int]) -> str:
+    """What the ladder left out, and where to find it."""
+    notes = []
+    if omitted["segments"] or omitted["state"] or omitted["call"]:
+        notes.append(f"{omitted['segments']} of {len(case['segments'])} segments, {omitted['state']} state changes "
+                     f"and {omitted['call']} syscalls in the middle are not drawn; all segments are listed below "
+                     "and in the pcap")
+    if omitted["blips"]:
+        notes.append(f"{omitted['blips']} sampling blips (a socket reported gone, then seen again in the same "
+                     "state) are not drawn; the state timeline lists every sample")
+    html = "".join(f"<p class='muted'>{esc(n)}.</p>" for n in notes)
+    if omitted["segments"]:
+        html += f"<details><summary>all {len(case['segments'])} segments</summary>{segments_table(case)}</details>"
+    return html
 
 
 def _titled(title: str, content: str) -> str:
@@ -229,12 +239,23 @@ def segments_table(case: Case) -> str:
 
 
 def states_table(case: Case) -> str:
+    states = sorted(case["states"], key=lambda s: s["t"])
+    queues = any("rqueue" in s or "wqueue" in s for s in states)
     rows = [
         (fmt_t(s["t"]), esc(s.get("side")), f"<b>{esc(s.get('state'))}</b>", esc(s.get("timer", "")),
-         esc(s.get("expires_ms", "")), esc(s.get("retrans", "")))
-        for s in sorted(case["states"], key=lambda s: s["t"])
+         esc(s.get("expires_ms", "")), esc(s.get("retrans", "")),
+         *((esc(s.get("rqueue", "")), esc(s.get("wqueue", ""))) if queues else ()))
+        for s in states
     ]
-    return table(["t", "side", "state", "timer", "expires (ms)", "retrans"], rows)
+    headers = ["t", "side", "state", "timer", "expires (ms)", "retrans", *(("recv-q", "send-q") if queues else ())]
+    return _folded(table(headers, rows), len(rows), "state rows")
+
+
+def _folded(content: str, count: int, what: str, limit: int = 30) -> str:
+    """Long tables start folded."""
+    if count <= limit:
+        return content
+    return f"<details><summary>{count} {esc(what)}</summary>{content}</details>"
 
 
 def syscalls_table(case: Case) -> str:
@@ -244,7 +265,7 @@ def syscalls_table(case: Case) -> str:
          fmt_t(s["t_end"] - s["t"]) if isinstance(s.get("t_end"), (int, float)) else "")
         for s in sorted(case["syscalls"], key=lambda s: s["t"])
     ]
-    return table(["t", "side", "call", "result", "errno", "took"], rows)
+    return _folded(table(["t", "side", "call", "result", "errno", "took"], rows), len(rows), "syscalls")
 
 
 def durations_table(case: Case) -> str:

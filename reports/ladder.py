@@ -21,6 +21,8 @@ from .fmt import esc, fmt_t, segment_label
 from .load import SIDES, Case
 
 MAX_ARROWS = 60
+MAX_EVENTS = 100
+MAX_NOTE = 28  # characters of a state/syscall note beside a line (more in its tooltip)
 BREAK_S = 1.0
 
 TIME_W = 62  # time column on the left
@@ -81,12 +83,30 @@ class _Event:
     item: dict[str, Any]
 
 
-def lanes(case: Case) -> list[str]:
-    """The sides drawn, in order: client and server always, peer when it appears anywhere."""
-    seen = set(case["endpoints"]) | {
-        str(x.get("sender") or x.get("side")) for key in ("segments", "states", "syscalls") for x in case[key]
-    }
-    return [s for s in SIDES if s in seen or s in ("client", "server")]
+def lanes(case: Case) -> tuple[list[str], dict[str, str]]:
+    """The time lines drawn, in order, and the line each side is drawn on.  Client and server always
+    get a line, peer when it appears.  Any other side (e.g. the server's listening socket) shares the
+    line of the side with the same address and port, or gets a line of its own."""
+    endpoints = case["endpoints"]
+    seen = list(dict.fromkeys([*endpoints, *(str(x.get("sender") or x.get("side"))
+                                             for key in ("segments", "states", "syscalls") for x in case[key])]))
+    drawn = [s for s in SIDES if s in seen or s in ("client", "server")]
+    home = {s: s for s in drawn}
+
+    def where(side: str) -> tuple[object, object]:
+        ep = endpoints.get(side) or {}
+        return ep.get("addr"), ep.get("port")
+
+    for side in seen:
+        if side in home:
+            continue
+        same = [d for d in drawn if where(d) == where(side) and where(side)[0] is not None]
+        if same:
+            home[side] = same[0]
+        else:
+            drawn.append(side)
+            home[side] = side
+    return drawn, home
 
 
 def receiver(sender: str, present: list[str], endpoints: dict[str, Any] | None = None) -> str:
@@ -108,31 +128,64 @@ def receiver(sender: str, present: list[str], endpoints: dict[str, Any] | None =
     return present[-1] if present[0] == sender else present[0]
 
 
-def _select(case: Case, max_arrows: int) -> tuple[list[_Event], dict[str, int]]:
-    """Events in time order, with the middle of an over-long segment list replaced by one 'cut' event."""
-    segs = sorted(case["segments"], key=lambda s: s["t"])
-    others = [_Event(s["t"], "state", s) for s in case["states"]]
-    others += [_Event(s["t"], "call", s) for s in case["syscalls"]]
-    omitted = {"segments": 0, "state": 0, "call": 0}
-    events = [_Event(s["t"], "seg", s) for s in segs]
-    if len(segs) > max_arrows:
-        head = max(1, max_arrows * 2 // 3)
-        tail = max(1, max_arrows - head)
-        lo, hi = segs[head - 1]["t"], segs[-tail]["t"]
-        omitted["segments"] = len(segs) - head - tail
-        kept = []
-        for ev in others:
-            if lo < ev.t < hi:
-                omitted[ev.kind] += 1
-            else:
-                kept.append(ev)
-        others = kept
-        cut = {"t_end": hi, **omitted}
-        events = [*events[:head], _Event(lo, "cut", cut), *events[-tail:]]
-    order = {"call": 0, "seg": 1, "cut": 1, "state": 2}
-    # stable sort keeps the cut right after the last drawn head segment
-    events = sorted(events + others, key=lambda e: (e.t, order[e.kind]))
-    return events, omitted
+def _state_changes(states: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
+    """State rows worth drawing, and how many sampling blips were left out.
+
+    A row is drawn when the state or the kind of timer of its side changes (a timer counting down is not
+    a change).  A socket reported CLOSED (gone) and then seen again was missed by a sock_diag sample, not
+    closed: that CLOSED row is a blip and is not drawn (the state table keeps every row).
+    """
+    last: dict[str, tuple[object, object]] = {}
+    pending: dict[str, dict[str, Any]] = {}  # a CLOSED row, drawn unless the socket comes back unchanged
+    out: list[dict[str, Any]] = []
+    blips = 0
+    for row in sorted(states, key=lambda r: r["t"]):
+        side, key = str(row.get("side")), (row.get("state"), row.get("timer"))
+        if side in pending:
+            del pending[side]
+            blips += 1
+        if row.get("state") == "CLOSED" and side in last:
+            pending[side] = row
+        elif last.get(side) != key:
+            out.append(row)
+            last[side] = key
+    out.extend(pending.values())
+    return sorted(out, key=lambda r: r["t"]), blips
+
+
+def _select(case: Case, max_arrows: int, max_events: int) -> tuple[list[_Event], dict[str, int]]:
+    """Events in time order.  When there are more than ``max_arrows`` segments or ``max_events`` events,
+    the middle is replaced by one 'cut' event: two thirds of each budget go to the start, one third to
+    the end."""
+    order = {"call": 0, "seg": 1, "state": 2}
+    events = [_Event(s["t"], "seg", s) for s in case["segments"]]
+    changes, blips = _state_changes(case["states"])
+    events += [_Event(s["t"], "state", s) for s in changes]
+    events += [_Event(s["t"], "call", s) for s in case["syscalls"]]
+    events.sort(key=lambda e: (e.t, order[e.kind]))
+    omitted = {"segments": 0, "state": 0, "call": 0, "blips": blips}
+    if sum(e.kind == "seg" for e in events) <= max_arrows and len(events) <= max_events:
+        return events, omitted
+    head = _fit(events, max_arrows * 2 // 3, max_events * 2 // 3)
+    tail = _fit(events[::-1], max_arrows - max_arrows * 2 // 3, max_events - max_events * 2 // 3)
+    tail = min(tail, len(events) - head - 1)
+    middle = events[head : len(events) - tail]
+    for ev in middle:
+        omitted["segments" if ev.kind == "seg" else ev.kind] += 1
+    t_from = events[head - 1].t if head else middle[0].t
+    t_end = events[len(events) - tail].t if tail else middle[-1].t
+    cut = _Event(t_from, "cut", {"t_end": t_end, "hidden": len(middle)})
+    return [*events[:head], cut, *events[len(events) - tail :]], omitted
+
+
+def _fit(events: list[_Event], max_segs: int, max_events: int) -> int:
+    """How many leading events fit both budgets."""
+    segs = 0
+    for i, ev in enumerate(events):
+        segs += ev.kind == "seg"
+        if segs > max_segs or i + 1 > max_events:
+            return i
+    return len(events)
 
 
 def _gap_px(dt: float) -> float:
@@ -142,16 +195,17 @@ def _gap_px(dt: float) -> float:
     return min(32.0, 10.0 * math.log10(dt / 5e-4))
 
 
-def render(case: Case, max_arrows: int = MAX_ARROWS) -> tuple[str, dict[str, int]]:
+def render(case: Case, max_arrows: int = MAX_ARROWS, max_events: int = MAX_EVENTS) -> tuple[str, dict[str, int]]:
     """The ladder diagram of ``case`` as an ``<svg>`` element ("" when nothing was observed), and how many
     segments / state changes / syscalls were left out of the drawing."""
     if not (case["segments"] or case["states"] or case["syscalls"]):
-        return "", {"segments": 0, "state": 0, "call": 0}
-    sides = lanes(case)
+        return "", {"segments": 0, "state": 0, "call": 0, "blips": 0}
+    sides, home = lanes(case)
     xs = {side: TIME_W + SIDE_W + i * LANE_GAP for i, side in enumerate(sides)}
+    xs.update({side: xs[lane] for side, lane in home.items()})
     width = xs[sides[-1]] + SIDE_W
     left_x, right_x = xs[sides[0]], xs[sides[-1]]
-    events, omitted = _select(case, max_arrows)
+    events, omitted = _select(case, max_arrows, max_events)
 
     out: list[str] = []
     y = float(TOP)
@@ -215,8 +269,8 @@ def _arrow(
     seg: dict[str, Any], xs: dict[str, int], sides: list[str], endpoints: dict[str, Any], y: float
 ) -> str:
     sender = str(seg.get("sender"))
-    if sender not in xs:
-        sender = sides[0]
+    if sender not in sides:  # drawn on the line it shares, or the first one if unknown
+        sender = next((lane for lane in sides if xs[lane] == xs.get(sender)), sides[0])
     x1, x2 = xs[sender], xs[receiver(sender, sides, endpoints)]
     k = _kind(seg)
     label = segment_label(seg)
@@ -240,6 +294,8 @@ def _annotation(ev: _Event, xs: dict[str, int], sides: list[str], y: float) -> s
     x = xs.get(side, xs[sides[0]])
     if ev.kind == "state":
         text = str(item.get("state", "?"))
+        if item.get("rqueue"):
+            text += f" recv-q={item['rqueue']}"
         timer = item.get("timer")
         if timer and timer != "none":
             expires = item.get("expires_ms")
@@ -253,11 +309,15 @@ def _annotation(ev: _Event, xs: dict[str, int], sides: list[str], y: float) -> s
         if item.get("errno"):
             text += f" {item['errno']}"
         cls, mark = "sc", f'<rect class="scm" x="{x - 3}" y="{y - 7:.0f}" width="6" height="6"/>'
-    outside_left = side == sides[0]
-    tx, anchor = (x - 8, "end") if outside_left else (x + 8, "start")
+    if side not in sides:
+        text = f"{side}: {text}"
+    tip = ""
+    if len(text) > MAX_NOTE:
+        tip, text = f"<title>{esc(text)}</title>", text[: MAX_NOTE - 1] + "…"
+    tx, anchor = (x - 8, "end") if x == xs[sides[0]] else (x + 8, "start")
     return (
         f'<text class="tm" x="4" y="{y:.0f}">{fmt_t(ev.t)}</text>{mark}'
-        f'<text class="{cls}" x="{tx}" y="{y:.0f}" text-anchor="{anchor}">{esc(text)}</text>'
+        f'<text class="{cls}" x="{tx}" y="{y:.0f}" text-anchor="{anchor}">{tip}{esc(text)}</text>'
     )
 
 
@@ -278,6 +338,5 @@ def _break(y: float, left_x: int, right_x: int, label: str, cls: str = "band") -
 
 
 def _cut(info: dict[str, Any], t: float, y: float, left_x: int, right_x: int) -> str:
-    hidden = info["segments"] + info["state"] + info["call"]
-    label = f"{hidden} events not drawn ({fmt_t(info['t_end'] - t)})"
+    label = f"{info['hidden']} events not drawn ({fmt_t(info['t_end'] - t)})"
     return _break(y - ROW["cut"] / 2 + 4, left_x, right_x, label, cls="cutband")

@@ -51,7 +51,7 @@ h2{scroll-margin-top:48px}
 details.case[open]{padding-bottom:10px}
 details.case>summary{cursor:pointer;padding:6px 0;font-weight:600;list-style-position:outside}
 details.case>summary .mono{font-weight:normal;color:var(--muted);margin-left:8px}
-.message{border-left:4px solid #c62828}
+.message{border-left:4px solid #c62828;max-height:32em;overflow:auto}
 .refs{margin:4px 0;padding-left:20px}
 .ladderbox{overflow-x:auto;margin:6px 0;border:1px solid var(--line);background:#fff}
 .cols{display:flex;gap:12px;align-items:flex-start;flex-wrap:wrap}
@@ -67,7 +67,7 @@ blockquote{margin:0;padding:2px 10px;border-left:4px solid #90a4ae;font-style:it
  body{max-width:none;padding:0;font-size:11px}
  .filters,.noprint{display:none!important}
  details.case{break-inside:avoid-page;border:none;border-top:1px solid #999;border-radius:0}
- .ladderbox{overflow:visible;border:none}svg.ladder{max-width:100%}
+ .ladderbox{overflow:visible;border:none}.message{max-height:none}svg.ladder{max-width:100%}
  *{-webkit-print-color-adjust:exact;print-color-adjust:exact}
  a{color:inherit;text-decoration:none}
  h2{break-after:avoid}
