@@ -148,15 +148,21 @@ def _cell(case: Case | None) -> str:
     return f"{case['outcome']} {fp}"
 
 
-def _columns(rows: list[list[str]], out: TextIO, indent: str = "  ", max_first: int = 56) -> None:
+def _columns(rows: list[list[str]], out: TextIO, indent: str = "  ", max_first: int = 64) -> None:
     if not rows:
         return
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     widths[0] = min(widths[0], max_first)
     for r in rows:
-        first = r[0] if len(r[0]) <= widths[0] else r[0][: widths[0] - 1] + "…"
+        first = r[0] if len(r[0]) <= widths[0] else _shorten(r[0], widths[0])
         cells = [first.ljust(widths[0])] + [c.ljust(w) for c, w in zip(r[1:], widths[1:], strict=True)]
         out.write(indent + "  ".join(cells).rstrip() + "\n")
+
+
+def _shorten(text: str, width: int) -> str:
+    """Cut the middle, keeping both ends: case ids differ in their area and in their [params]."""
+    keep = width - 1
+    return text[: keep - keep // 2] + "…" + text[len(text) - keep // 2 :]
 
 
 def print_text(cmp: Comparison, out: TextIO) -> None:
