@@ -154,9 +154,10 @@ def test_close_with_unsent_data_returns_at_once_and_delivers_it(lab):
     lab.wait_state("client", "FIN_WAIT2", within=PROMPT_S)
     lab.wire.expect_no("client", has="R", during=0.0, since=call.t)
     on_data = fin.length > 0
+    lab.claim_verdict(on_data, f"{sent} bytes delivered after close(); the FIN came "
+                               f"{'on the last data segment' if on_data else 'alone'} "
+                               f"(seq {fin.seq}, {fin.length} bytes, flags {fin.flags})")
     assert on_data, f"the FIN came alone ({fin.describe(lab.t0)}), not on the last data segment"
-    lab.claim_verdict(True, f"{sent} bytes delivered after close(); FIN on the last data segment "
-                            f"(seq {fin.seq}, {fin.length} bytes, flags {fin.flags})")
 
 
 @pytest.mark.parametrize("linger", [None, (1, 0), (1, 1)], ids=["linger-off", "linger-1-0", "linger-1-1"])
@@ -169,8 +170,8 @@ def test_close_in_syn_sent_sends_nothing(lab, linger):
 
     tcp_close_state() maps SYN_SENT to CLOSE without a FIN; with SO_LINGER {1,0}, tcp_disconnect() resets
     only the states tcp_need_reset() lists, which exclude SYN_SENT; with {1,N} there is nothing to wait
-    for (sk_stream_wait_close() only waits in FIN_WAIT1/CLOSING/LAST_ACK). The SYN-ACK is dropped at the
-    client so the socket stays in SYN_SENT."""
+    for (sk_stream_wait_close() only waits in FIN_WAIT1/CLOSING/LAST_ACK). The {1,0} branch still counts
+    TCPAbortOnData. The SYN-ACK is dropped at the client so the socket stays in SYN_SENT."""
     lab.listen()
     lab.drop(towards="client", name="syn-ack", has="S")
     client = connect_nonblocking(lab)
@@ -184,6 +185,8 @@ def test_close_in_syn_sent_sends_nothing(lab, linger):
     lab.expect_duration("close() in SYN_SENT", call.t, call.t_end, prompt_window(), "syscall")
     lab.wait_gone("client", within=PROMPT_S)
     lab.wire.expect_no("client", during=0.1, since=call.t, why="nothing to tell a peer that never answered")
+    lab.expect_nstat("client", "TcpExtTCPAbortOnData", 1 if linger == (1, 0) else 0,
+                     why="the {1,0} branch of __tcp_close() counts an abort even though nothing is sent")
 
 
 @pytest.mark.parametrize("late_synack", ["injected", "retransmitted"])
