@@ -1,0 +1,215 @@
+"""Both sides closing: active/passive close with every state held long enough to be seen, FINs that cross
+(CLOSING on one side or on both), and data that arrives after the receiving side has closed."""
+
+import errno
+import socket
+
+import pytest
+
+from conformance.support_orderings import pinned_probes, replay  # noqa: F401  (autouse fixture)
+from fixtures.references import claim, reference
+from fixtures.tolerance import PROMPT_S, timer_window
+
+OTHER = {"client": "server", "server": "client"}
+
+
+def probe_timeout(lab, side: str) -> float:
+    """When a lone unacknowledged FIN is sent again: tcp_schedule_loss_probe() arms a tail-loss probe at
+    2*srtt + rto_min when one segment is in flight, capped by the RTO (measured: on this kernel rto_min is
+    the namespace's tcp_rto_min_us, 200 ms by default). Read before close(): tcp_info needs the fd."""
+    info = lab.endpoints[side].tcp_info()
+    rto_min = int(lab.namespaces[side].sysctl_get("net.ipv4.tcp_rto_min_us")) / 1e6
+    return min(2 * info["rtt"] / 1e6 + rto_min, info["rto"] / 1e6)
+
+
+@pytest.mark.parametrize("closer", ["client", "server"])
+@reference("RFC 9293 §3.6 (Figure 12, normal close)", "RFC 9293 §3.10.7.4",
+           kernel=("net/ipv4/tcp_input.c tcp_rcv_state_process() FIN_WAIT1/LAST_ACK",
+                   "net/ipv4/tcp_output.c tcp_schedule_loss_probe()", "net/ipv4/tcp_minisocks.c tcp_time_wait()"))
+def test_active_close_every_state_on_both_sides(pair, closer):
+    """Active and passive close with every state held and seen: FIN_WAIT1, FIN_WAIT2, TIME_WAIT / CLOSE_WAIT,
+    LAST_ACK, gone.
+
+    The ACK of each FIN is dropped once, so the FIN stays unacknowledged (FIN_WAIT1, then LAST_ACK, both with a
+    retransmission timer) until the kernel sends it again. The resend is a tail-loss probe
+    (tcp_schedule_loss_probe: 2*srtt + TCP_RTO_MIN for one segment in flight, TCPLossProbes) rather than an
+    RTO; its ACK then moves the closer to FIN_WAIT2 (an orphan: timewait mini-socket) and the passive side's
+    resent FIN is answered from TIME_WAIT. Either end of the connection can be the active closer."""
+    peer = OTHER[closer]
+    active, passive = pair.endpoints[closer], pair.endpoints[peer]
+    window = timer_window(probe_timeout(pair, closer), "wire")
+    pair.drop(towards=closer, name="acks-to-closer", exactly="A")
+    active.close()
+    fin = pair.wire.expect(closer, "FA", within=PROMPT_S)
+    pair.wire.expect(peer, "A", ack=fin.seq + 1, within=PROMPT_S, why="the ACK that is dropped")
+    pair.wait_state(closer, "FIN_WAIT1", within=PROMPT_S)
+    pair.expect_state(closer, "FIN_WAIT1", timer="retrans", why="the FIN waits for its ACK")
+    pair.wait_state(peer, "CLOSE_WAIT", within=PROMPT_S)
+    pair.undrop(towards=closer, name="acks-to-closer")
+    again = pair.wire.expect(closer, "FA", seq=fin.seq, within=window.high_s, since=fin.ts)
+    pair.expect_duration("FIN resent in FIN_WAIT1 (loss probe)", fin.ts, again.ts, window, "wire")
+    pair.wait_state(closer, "FIN_WAIT2", within=PROMPT_S)
+    pair.expect_state(closer, "FIN_WAIT2", timer="timewait", why="an orphaned FIN_WAIT2")
+
+    window = timer_window(probe_timeout(pair, peer), "wire")
+    pair.drop(towards=peer, name="acks-to-peer", exactly="A")
+    passive.close()
+    last = pair.wire.expect(peer, "FA", within=PROMPT_S)
+    pair.wait_state(closer, "TIME_WAIT", within=PROMPT_S)
+    pair.wait_state(peer, "LAST_ACK", within=PROMPT_S)
+    pair.expect_state(peer, "LAST_ACK", timer="retrans")
+    pair.undrop(towards=peer, name="acks-to-peer")
+    again = pair.wire.expect(peer, "FA", seq=last.seq, within=window.high_s, since=last.ts)
+    pair.expect_duration("FIN resent in LAST_ACK (loss probe)", last.ts, again.ts, window, "wire")
+    pair.wire.expect(closer, "A", ack=last.seq + 1, within=PROMPT_S, why="TIME_WAIT answers the resent FIN")
+    pair.wait_gone(peer, within=PROMPT_S)
+    pair.expect_states_seen(closer, ["ESTABLISHED", "FIN_WAIT1", "FIN_WAIT2", "TIME_WAIT"])
+    pair.expect_states_seen(peer, ["ESTABLISHED", "CLOSE_WAIT", "LAST_ACK", "CLOSED"])
+    pair.expect_nstat(closer, "TcpExtTCPLossProbes", 1)
+    pair.expect_nstat(peer, "TcpExtTCPLossProbes", 1)
+
+
+@pytest.mark.parametrize("held", ["client", "server"])
+@claim("如果在FIN_WAIT1状态时收到了对端的FIN则进入CLOSING状态")
+@reference("RFC 9293 §3.6 (Figure 13, simultaneous close)", "RFC 9293 §3.10.7.4 (FIN in FIN-WAIT-1)",
+           kernel=("net/ipv4/tcp_input.c tcp_fin() (FIN_WAIT1 -> CLOSING)",
+                   "net/ipv4/tcp_input.c tcp_rcv_state_process() TCP_CLOSING",
+                   "net/ipv4/tcp_minisocks.c tcp_timewait_state_process() (FIN_WAIT2 substate)"))
+def test_fin_in_fin_wait1_goes_closing(pair, held):
+    """A FIN that arrives in FIN_WAIT1 without acknowledging our FIN leads to CLOSING, then TIME_WAIT on both sides.
+
+    The `held` side's FIN is lost (dropped at the other side), so when the other side closes, its FIN carries
+    no ACK of it: tcp_fin() moves the held side FIN_WAIT1 -> CLOSING. Its ACK of that FIN takes the other
+    side to FIN_WAIT2 (orphaned, a timewait mini-socket). When the held FIN is sent again, the other side
+    enters TIME_WAIT and acknowledges; the ACK takes CLOSING to TIME_WAIT. A FIN that does acknowledge our FIN
+    would skip CLOSING (FIN_WAIT1 -> FIN_WAIT2 -> TIME_WAIT in one segment)."""
+    other = OTHER[held]
+    window = timer_window(probe_timeout(pair, held), "wire")
+    pair.drop(towards=other, name="held-fin", has="F")
+    pair.endpoints[held].close()
+    fin = pair.wire.expect(held, "FA", within=PROMPT_S)
+    pair.wait_state(held, "FIN_WAIT1", within=PROMPT_S)
+    pair.endpoints[other].close()
+    their_fin = pair.wire.expect(other, "FA", ack=fin.seq, within=PROMPT_S, why="it does not ACK the lost FIN")
+    pair.wire.expect(held, "A", ack=their_fin.seq + 1, within=PROMPT_S)
+    pair.wait_state(held, "CLOSING", within=PROMPT_S)
+    pair.expect_state(held, "CLOSING", timer="retrans", why="its own FIN is still unacknowledged")
+    pair.wait_state(other, "FIN_WAIT2", within=PROMPT_S)
+    pair.undrop(towards=other, name="held-fin")
+    again = pair.wire.expect(held, "FA", seq=fin.seq, ack=their_fin.seq + 1, within=window.high_s, since=fin.ts)
+    pair.expect_duration("lost FIN resent (loss probe)", fin.ts, again.ts, window, "wire")
+    pair.wire.expect(other, "A", ack=fin.seq + 1, within=PROMPT_S)
+    pair.wait_state(held, "TIME_WAIT", within=PROMPT_S)
+    pair.wait_state(other, "TIME_WAIT", within=PROMPT_S)
+    pair.expect_states_seen(held, ["ESTABLISHED", "FIN_WAIT1", "CLOSING", "TIME_WAIT"])
+    pair.expect_states_seen(other, ["ESTABLISHED", "FIN_WAIT2", "TIME_WAIT"])
+    pair.claim_verdict(True, f"{held} went FIN_WAIT1 -> CLOSING -> TIME_WAIT on a FIN that did not ACK its own; "
+                             "only then: a FIN that also ACKs ours goes straight to TIME_WAIT")
+
+
+@pytest.mark.sysctls({"net.ipv4.tcp_rto_min_us": 400_000})  # room for the rule changes
+@reference("RFC 9293 §3.6 (Figure 13, simultaneous close)", "RFC 9293 §3.10.7.4 (FIN in FIN-WAIT-1, CLOSING)",
+           kernel=("net/ipv4/tcp_input.c tcp_fin() (FIN_WAIT1 -> CLOSING)",
+                   "net/ipv4/tcp_input.c tcp_rcv_state_process() TCP_CLOSING -> tcp_time_wait()"))
+def test_simultaneous_close_crossing_fins_both_closing(pair):
+    """Simultaneous close with crossing FINs: both sides FIN_WAIT1 -> CLOSING -> TIME_WAIT.
+
+    Both FINs (and pure ACKs) are dropped on arrival, so both sides sit in FIN_WAIT1. Then each side receives
+    a copy of the other's original FIN (which acknowledges nothing new): the FINs have crossed, and tcp_fin()
+    moves each side to CLOSING. Once ACKs pass again, each side's resent FIN (now acknowledging the other's)
+    completes the other's CLOSING, and both sides end in TIME_WAIT (RFC 9293 Figure 13). rto_min is raised to
+    400 ms so that the replays surely come before the first resend (rule changes take tens of ms). Merely
+    removing the FIN drops makes the FINs cross only if both resends leave in the same timer tick (usual when
+    both close() calls fell in one jiffy), and then CLOSING lasts until the ACK lands, microseconds: too short
+    for sock_diag polling. The replays, with ACKs held back, make it certain and long enough to be seen."""
+    window = timer_window(max(probe_timeout(pair, "client"), probe_timeout(pair, "server")), "wire")
+    for side in ("server", "client"):  # all rules first: only two nft calls between close() and the replays
+        pair.drop(towards=side, name=f"fins-to-{side}", has="F")
+        pair.drop(towards=side, name=f"acks-to-{side}", exactly="A")
+    pair.client.close()
+    pair.server.close()
+    client_fin = pair.wire.expect("client", "FA", within=PROMPT_S)
+    server_fin = pair.wire.expect("server", "FA", within=PROMPT_S)
+    for side in ("client", "server"):
+        pair.wait_state(side, "FIN_WAIT1", within=PROMPT_S)
+    pair.undrop(towards="server", name="fins-to-server")
+    pair.undrop(towards="client", name="fins-to-client")
+    replay(pair, client_fin)
+    replay(pair, server_fin)
+    for side in ("client", "server"):
+        pair.wait_state(side, "CLOSING", within=PROMPT_S)
+        pair.expect_state(side, "CLOSING", timer="retrans")
+    pair.undrop(towards="server", name="acks-to-server")
+    pair.undrop(towards="client", name="acks-to-client")
+    for side, fin, theirs in (("client", client_fin, server_fin), ("server", server_fin, client_fin)):
+        again = pair.wire.expect(side, "FA", seq=fin.seq, ack=theirs.seq + 1, within=window.high_s, since=fin.ts,
+                                 why="the FIN resent from CLOSING acknowledges the other FIN")
+        pair.expect_duration(f"{side} FIN resent from CLOSING (loss probe)", fin.ts, again.ts, window, "wire")
+    for side in ("client", "server"):
+        pair.wait_state(side, "TIME_WAIT", within=PROMPT_S)
+        pair.expect_states_seen(side, ["ESTABLISHED", "FIN_WAIT1", "CLOSING", "TIME_WAIT"])
+    assert pair.wire.count("client", has="R") == pair.wire.count("server", has="R") == 0
+
+
+# Data sent by the server after the client closed. `make` is how the client closed; then what the client sends
+# back, whether it counts TCPAbortOnData, and what the server's recv() and send() return afterwards.
+DATA_AFTER_CLOSE = {
+    # orphan FIN_WAIT1: its FIN was lost, the data does not ACK it; tcp_rcv_state_process() "abort on data"
+    "orphan-fin-wait1": dict(state="FIN_WAIT1", abort_on_data=1, peer_recv=errno.ECONNRESET),
+    # orphan FIN_WAIT2 as a timewait mini-socket: tcp_timewait_state_process() returns TCP_TW_RST, no MIB
+    "orphan-fin-wait2": dict(state="FIN_WAIT2", abort_on_data=0, peer_recv=b""),
+    # orphan FIN_WAIT2 kept as a full socket (TCP_LINGER2 > 60 s: keepalive timer for the excess)
+    "orphan-fin-wait2-linger2": dict(state="FIN_WAIT2", abort_on_data=1, peer_recv=b""),
+    # not an orphan at all: shutdown(SHUT_RDWR), fd open; RCV_SHUTDOWN is what matters
+    "shut-rdwr-fin-wait2": dict(state="FIN_WAIT2", abort_on_data=1, peer_recv=b""),
+}
+
+
+@pytest.mark.parametrize("how", list(DATA_AFTER_CLOSE))
+@reference("RFC 1122 §4.2.2.13 (new data after CLOSE: SHOULD send RST)", "RFC 9293 §3.5.2 (reset generation)",
+           "RFC 2525 §2.17",
+           kernel=("net/ipv4/tcp_input.c tcp_rcv_state_process() (RCV_SHUTDOWN: TCP_MIB_ABORTONDATA, tcp_reset)",
+                   "net/ipv4/tcp_minisocks.c tcp_timewait_state_process() (FIN_WAIT2 substate: TCP_TW_RST)",
+                   "net/ipv4/tcp_input.c tcp_reset() (CLOSE_WAIT: EPIPE)", "net/ipv4/tcp.c tcp_recvmsg_locked()"))
+def test_data_after_close_is_answered_with_rst(pair, how):
+    """Data arriving after the receiver closed (orphan FIN_WAIT1/FIN_WAIT2, or after SHUT_RDWR) is answered by RST.
+
+    Nobody can read it, so per RFC 1122 §4.2.2.13 the kernel resets: for a full socket with RCV_SHUTDOWN,
+    tcp_rcv_state_process() counts TCPAbortOnData and returns 1, and the caller sends an RST built from the
+    offending segment (seq = its ACK, no ACK flag, RFC 9293 §3.5.2); an orphaned FIN_WAIT2 kept as a timewait
+    mini-socket answers TCP_TW_RST from tcp_timewait_state_process() and counts nothing. The client's socket
+    is gone. The server that sent the data: in ESTABLISHED the RST gives ECONNRESET; in CLOSE_WAIT tcp_reset()
+    sets EPIPE, and recv() still reports EOF first because the FIN was already received (SOCK_DONE)."""
+    expect = DATA_AFTER_CLOSE[how]
+    if how == "orphan-fin-wait1":
+        pair.drop(towards="server", name="client-fin", has="F")
+    if how == "orphan-fin-wait2-linger2":
+        pair.client.setsockopt(socket.IPPROTO_TCP, socket.TCP_LINGER2, 100, label="TCP_LINGER2 100")
+    if how == "shut-rdwr-fin-wait2":
+        pair.client.shutdown("SHUT_RDWR")
+    else:
+        pair.client.close()
+    pair.wire.expect("client", "FA", within=PROMPT_S)
+    pair.wait_state("client", expect["state"], within=PROMPT_S)
+    timer = {"orphan-fin-wait1": "retrans", "orphan-fin-wait2": "timewait",
+             "orphan-fin-wait2-linger2": "keepalive", "shut-rdwr-fin-wait2": "none"}[how]
+    pair.expect_state("client", expect["state"], timer=timer)
+    pair.server.send(b"too late")
+    data = pair.wire.expect("server", "PA", len=8, within=PROMPT_S)
+    rst = pair.wire.expect("client", "R", seq=data.ack, within=PROMPT_S, why="reset built from the data segment")
+    assert rst.length == 0
+    pair.wait_gone("client", within=PROMPT_S)
+    pair.wait_gone("server", within=PROMPT_S)
+    pair.expect_nstat("client", "TcpExtTCPAbortOnData", expect["abort_on_data"])
+    pair.expect_nstat("client", "TcpOutRsts", 1)
+    if isinstance(expect["peer_recv"], bytes):
+        assert pair.server.recv() == expect["peer_recv"], "the server already had the FIN: EOF first"
+    else:
+        with pytest.raises(OSError) as err:
+            pair.server.recv()
+        assert err.value.errno == expect["peer_recv"]
+    with pytest.raises(BrokenPipeError):
+        pair.server.send(b"x")
+    if how == "shut-rdwr-fin-wait2":
+        with pytest.raises(ConnectionResetError):
+            pair.client.recv()
