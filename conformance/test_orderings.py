@@ -7,7 +7,7 @@ import socket
 import pytest
 
 from conformance.support_orderings import pinned_probes, replay  # noqa: F401  (autouse fixture)
-from fixtures.references import claim, reference
+from fixtures.references import reference
 from fixtures.tolerance import PROMPT_S, timer_window
 
 OTHER = {"client": "server", "server": "client"}
@@ -70,7 +70,6 @@ def test_active_close_every_state_on_both_sides(pair, closer):
 
 
 @pytest.mark.parametrize("held", ["client", "server"])
-@claim("如果在FIN_WAIT1状态时收到了对端的FIN则进入CLOSING状态")
 @reference("RFC 9293 §3.6 (Figure 13, simultaneous close)", "RFC 9293 §3.10.7.4 (FIN in FIN-WAIT-1)",
            kernel=("net/ipv4/tcp_input.c tcp_fin() (FIN_WAIT1 -> CLOSING)",
                    "net/ipv4/tcp_input.c tcp_rcv_state_process() TCP_CLOSING",
@@ -103,8 +102,6 @@ def test_fin_in_fin_wait1_goes_closing(pair, held):
     pair.wait_state(other, "TIME_WAIT", within=PROMPT_S)
     pair.expect_states_seen(held, ["ESTABLISHED", "FIN_WAIT1", "CLOSING", "TIME_WAIT"])
     pair.expect_states_seen(other, ["ESTABLISHED", "FIN_WAIT2", "TIME_WAIT"])
-    pair.claim_verdict(True, f"{held} went FIN_WAIT1 -> CLOSING -> TIME_WAIT on a FIN that did not ACK its own; "
-                             "only then: a FIN that also ACKs ours goes straight to TIME_WAIT")
 
 
 @pytest.mark.sysctls({"net.ipv4.tcp_rto_min_us": 400_000})  # room for the rule changes
