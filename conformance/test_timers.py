@@ -1,24 +1,433 @@
-"""Timers that decide how long a closing connection lives, measured."""
+"""Timers that decide how long a closing connection lives, measured: orphaned FIN_WAIT2 (tcp_fin_timeout,
+TCP_LINGER2, the 3.5 RTO floor), orphaned FIN_WAIT1 and LAST_ACK against a silent peer (tcp_orphan_retries,
+tcp_retries2, TCP_USER_TIMEOUT), keepalive, and the states no timer ever ends (non-orphaned FIN_WAIT2,
+CLOSE_WAIT)."""
+
+import errno
+import itertools
+import socket
+import time
 
 import pytest
 
-from fixtures.references import reference
-from fixtures.tolerance import PROMPT_S, timer_window
+from conformance import support_timers
+from conformance.support_timers import (
+    TCP_FIN_TIMEOUT_MAX_S,
+    TCP_TIMEWAIT_LEN_S,
+    death_after_series,
+    model_timeout_s,
+    orphan_retries_effective,
+    resends_of,
+    rto_s,
+    rto_series,
+    tcp_sysctl_present,
+)
+from fixtures.references import by_kernel, reference
+from fixtures.tolerance import PROMPT_S, chain_window, timer_window
+
+lab = support_timers.lab  # the plugin's fixtures with the state-probe repair (see support_timers)
+pair = support_timers.pair
+
+RTO_MIN_SYSCTL = "net.ipv4.tcp_rto_min_us"  # per-namespace since 6.11
 
 
-@pytest.mark.sysctls({"net.ipv4.tcp_fin_timeout": 1})
-@reference("RFC 9293 §3.10.4 (FIN-WAIT-2 has no timeout in the RFC)",
-           kernel=("net/ipv4/tcp.c __tcp_close() tcp_fin_time()", "net/ipv4/tcp_input.c tcp_rcv_state_process()"))
-def test_orphaned_fin_wait2_lives_tcp_fin_timeout(pair):
-    """An orphaned FIN_WAIT2 lives tcp_fin_timeout (1 s here), then vanishes without sending anything.
+def _need_rto_min(lab):
+    if not tcp_sysctl_present(lab, RTO_MIN_SYSCTL):
+        pytest.skip(f"{RTO_MIN_SYSCTL} is absent on this kernel (added in 6.11)")
 
-    RFC 9293 lets FIN-WAIT-2 wait forever; Linux bounds an orphan by tcp_fin_timeout, kept as a TIME_WAIT
-    mini-socket in the FIN_WAIT2 substate (timer timewait), and drops it silently."""
+
+def _keepalive(ep, idle, intvl, cnt):
+    ep.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1, "SO_KEEPALIVE 1")
+    ep.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, idle, f"TCP_KEEPIDLE {idle}")
+    ep.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, intvl, f"TCP_KEEPINTVL {intvl}")
+    ep.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, cnt, f"TCP_KEEPCNT {cnt}")
+
+
+def _expect_fin_series_then_silent_death(lab, side, fin, rto, deadline_s, why):
+    """The FIN is re-sent by a TLP then by backed-off RTOs until retransmits_timed_out() sees `deadline_s`
+    passed since the first RTO retransmission; the socket then vanishes without an RST."""
+    offsets = rto_series(rto, 20)
+    count, death = death_after_series(offsets[1:], deadline_s)
+    count += 1  # the TLP before the first RTO
+    gone = lab.wait_gone(side, within=death * 1.3 + 1.0, why=why)
+    lab.expect_duration(f"{side} lifetime from its FIN to its end", fin.ts, gone,
+                        chain_window(death, timers=count + 1, source="sock_diag"), "sock_diag", why)
+    resends = resends_of(lab, fin)
+    if len(resends) != count:
+        lab.wire.fail(f"expected {count} retransmissions of {side}'s FIN (a TLP, then RTOs doubling from "
+                      f"{rto * 1000:.0f} ms), saw {len(resends)}", why)
+    for k, (seg, offset) in enumerate(zip(resends, offsets, strict=False)):
+        lab.expect_duration(f"FIN resend {k + 1}{' (TLP)' if k == 0 else ' (RTO)'} after the FIN", fin.ts,
+                            seg.ts, chain_window(offset, timers=k + 1, source="wire"), "wire")
+    lab.wire.expect_no(side, has="R", during=gone - fin.ts + 0.05, since=fin.ts,
+                       why="a retransmission timeout ends the socket silently (tcp_write_err)")
+    return gone
+
+
+# orphaned FIN_WAIT2 -------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("fin_timeout", [1, 2])
+@reference("RFC 9293 §3.10.4 (FIN-WAIT-2 has no timeout in the RFC)", "RFC 1122 §4.2.2.13",
+           kernel=("net/ipv4/tcp_input.c tcp_rcv_state_process() FIN_WAIT1", "include/net/tcp.h tcp_fin_time()",
+                   "net/ipv4/tcp_minisocks.c tcp_time_wait()"))
+def test_orphaned_fin_wait2_lives_tcp_fin_timeout(pair, fin_timeout):
+    """An orphaned FIN_WAIT2 lives tcp_fin_timeout seconds, then vanishes without sending anything.
+
+    RFC 9293 lets FIN-WAIT-2 wait forever; Linux bounds an orphan: when the ACK of its FIN arrives,
+    tcp_rcv_state_process() hands it to tcp_time_wait(sk, TCP_FIN_WAIT2, tcp_fin_time()), a TIME_WAIT
+    mini-socket in the FIN_WAIT2 substate (timer timewait) that is dropped silently when it expires."""
+    pair.sysctl("net.ipv4.tcp_fin_timeout", fin_timeout)
     pair.client.close()
     fin = pair.wire.expect("client", "FA", within=PROMPT_S)
     ack = pair.wire.expect("server", "A", ack=fin.seq + 1, within=PROMPT_S)
     pair.wait_state("client", "FIN_WAIT2", within=PROMPT_S)
     pair.expect_state("client", "FIN_WAIT2", timer="timewait", why="an orphan FIN_WAIT2 is a timewait sock")
-    gone = pair.wait_gone("client", within=3.0)
-    pair.expect_duration("orphan FIN_WAIT2 lifetime", ack.ts, gone, timer_window(1.0, "sock_diag"), "sock_diag")
+    gone = pair.wait_gone("client", within=fin_timeout * 1.5 + 0.5)
+    pair.expect_duration("orphan FIN_WAIT2 lifetime", ack.ts, gone, timer_window(fin_timeout, "sock_diag"),
+                         "sock_diag")
     pair.wire.expect_no("client", during=0.0, since=ack.ts, has="")
+
+
+@pytest.mark.parametrize(("fin_timeout", "linger2"), [(3, 1), (1, 2)], ids=["shorter", "longer"])
+@reference("RFC 9293 §3.10.4", kernel=("net/ipv4/tcp.c do_tcp_setsockopt() TCP_LINGER2",
+                                      "include/net/tcp.h tcp_fin_time()"))
+def test_tcp_linger2_overrides_tcp_fin_timeout(pair, fin_timeout, linger2):
+    """TCP_LINGER2 sets this socket's orphaned FIN_WAIT2 lifetime, shorter or longer than tcp_fin_timeout.
+
+    tcp_fin_time() uses tp->linger2 when it is set and the sysctl only when it is 0; getsockopt() reads
+    the value back in seconds."""
+    pair.sysctl("net.ipv4.tcp_fin_timeout", fin_timeout)
+    pair.client.setsockopt(socket.IPPROTO_TCP, socket.TCP_LINGER2, linger2, f"TCP_LINGER2 {linger2}")
+    assert pair.client.sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_LINGER2) == linger2
+    pair.client.close()
+    fin = pair.wire.expect("client", "FA", within=PROMPT_S)
+    ack = pair.wire.expect("server", "A", ack=fin.seq + 1, within=PROMPT_S)
+    pair.wait_state("client", "FIN_WAIT2", within=PROMPT_S)
+    pair.expect_state("client", "FIN_WAIT2", timer="timewait")
+    gone = pair.wait_gone("client", within=linger2 * 1.5 + 0.5)
+    pair.expect_duration(f"orphan FIN_WAIT2 lifetime (TCP_LINGER2 {linger2}, tcp_fin_timeout {fin_timeout})",
+                         ack.ts, gone, timer_window(linger2, "sock_diag"), "sock_diag")
+    pair.wire.expect_no("client", during=0.0, since=ack.ts, has="")
+
+
+@pytest.mark.parametrize("path", ["close-in-established", "close-in-fin-wait2"])
+@reference("RFC 9293 §3.10.4", "RFC 9293 §3.10.7.1",
+           kernel=("net/ipv4/tcp_input.c tcp_rcv_state_process() FIN_WAIT1 (linger2 < 0)",
+                   "net/ipv4/tcp.c __tcp_close() FIN_WAIT2 (linger2 < 0)"))
+def test_tcp_linger2_negative_resets_instead_of_fin_wait2(pair, path):
+    """A negative TCP_LINGER2 forbids an orphaned FIN_WAIT2: the socket resets as soon as it would enter it.
+
+    Closed in ESTABLISHED, the FIN goes out normally; when its ACK arrives tcp_rcv_state_process() sees
+    linger2 < 0, calls tcp_done() and returns 1, so the ACK is answered with an RST (TCPAbortOnData).
+    Closed when already in FIN_WAIT2 (after shutdown(SHUT_WR)), __tcp_close() sends the RST itself
+    (tcp_send_active_reset, TCPAbortOnLinger)."""
+    pair.client.setsockopt(socket.IPPROTO_TCP, socket.TCP_LINGER2, -1, "TCP_LINGER2 -1")
+    if path == "close-in-fin-wait2":
+        pair.client.shutdown("SHUT_WR")
+        fin = pair.wire.expect("client", "FA", within=PROMPT_S)
+        pair.wait_state("client", "FIN_WAIT2", within=PROMPT_S)
+        pair.client.close()
+        pair.wire.expect("client", "RA", seq=fin.seq + 1, within=PROMPT_S)
+        counter = "TcpExtTCPAbortOnLinger"
+    else:
+        pair.client.close()
+        fin = pair.wire.expect("client", "FA", within=PROMPT_S)
+        ack = pair.wire.expect("server", "A", ack=fin.seq + 1, within=PROMPT_S)
+        rst = pair.wire.expect("client", "R", seq=fin.seq + 1, within=PROMPT_S)
+        pair.expect_duration("RST after the ACK of the FIN", ack.ts, rst.ts, timer_window(0.0), "wire")
+        counter = "TcpExtTCPAbortOnData"
+    pair.wait_gone("client", within=PROMPT_S)
+    pair.wait_gone("server", within=PROMPT_S, why="the peer is reset out of CLOSE_WAIT")
+    pair.expect_nstat("client", counter, 1)
+
+
+@pytest.mark.parametrize(("linger2", "expected_s"), [(90, 90), (1000, TCP_FIN_TIMEOUT_MAX_S)],
+                         ids=["90s", "1000s-clamped"])
+@reference("RFC 9293 §3.10.4", kernel=("net/ipv4/tcp.c do_tcp_setsockopt() TCP_LINGER2 (TCP_FIN_TIMEOUT_MAX)",
+                                      "net/ipv4/tcp_input.c tcp_rcv_state_process() FIN_WAIT1 (tmo > TCP_TIMEWAIT_LEN)",
+                                      "net/ipv4/tcp_timer.c tcp_keepalive_timer() FIN_WAIT2"))
+def test_tcp_linger2_above_timewait_len_runs_on_keepalive_timer_and_is_capped(pair, linger2, expected_s):
+    """An orphaned FIN_WAIT2 longer than 60 s first runs on the keepalive timer; TCP_LINGER2 caps at 120 s.
+
+    A TIME_WAIT mini-socket never waits more than TCP_TIMEWAIT_LEN, so for tmo > 60 s the full socket stays
+    and the keepalive timer is armed for tmo - 60 s; tcp_keepalive_timer() then moves it to a timewait sock
+    for the remaining 60 s. do_tcp_setsockopt() clamps TCP_LINGER2 to TCP_FIN_TIMEOUT_MAX (120 s); before
+    5.7 a value above tcp_fin_timeout was silently replaced by 0 (= use the sysctl)."""
+    since, clamp = by_kernel({
+        "0": "TCP_LINGER2 above tcp_fin_timeout falls back to tcp_fin_timeout (linger2 = 0)",
+        "5.7": "TCP_LINGER2 above 120 s is clamped to TCP_FIN_TIMEOUT_MAX (commit f0628c524fd1)",
+    }).pick()
+    pair.evidence.kernel_expectation = f"from {since}: {clamp}"
+    pair.client.setsockopt(socket.IPPROTO_TCP, socket.TCP_LINGER2, linger2, f"TCP_LINGER2 {linger2}")
+    assert pair.client.sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_LINGER2) == expected_s, clamp
+    pair.client.close()
+    fin = pair.wire.expect("client", "FA", within=PROMPT_S)
+    ack = pair.wire.expect("server", "A", ack=fin.seq + 1, within=PROMPT_S)
+    pair.wait_state("client", "FIN_WAIT2", within=PROMPT_S)
+    st = pair.expect_state("client", "FIN_WAIT2", timer="keepalive",
+                           why="tmo > TCP_TIMEWAIT_LEN keeps the full socket on the keepalive timer")
+    total = st.expires_ms / 1000 + (time.time() - ack.ts)
+    pair.expect_duration("keepalive-timer part of the orphan FIN_WAIT2 (expiry read + time elapsed)", 0, total,
+                         timer_window(expected_s - TCP_TIMEWAIT_LEN_S, "sock_diag"), "sock_diag")
+
+
+@pytest.mark.sysctls({"net.ipv4.tcp_fin_timeout": 1, RTO_MIN_SYSCTL: 400_000})
+@reference("RFC 9293 §3.10.4", kernel=("include/net/tcp.h tcp_fin_time() (3.5 * RTO floor)",
+                                      "net/ipv4/tcp_input.c tcp_rcv_state_process() FIN_WAIT1"))
+def test_orphaned_fin_wait2_lives_at_least_three_and_a_half_rto(lab):
+    """An orphaned FIN_WAIT2 lives at least 3.5 RTO, even when tcp_fin_timeout is shorter.
+
+    tcp_fin_time() raises the timeout to (rto << 2) - (rto >> 1) so that a peer's FIN retransmitted after
+    a lost one still finds the socket. With tcp_rto_min_us 400 ms the RTO is ~404 ms: ~1.41 s > 1 s."""
+    _need_rto_min(lab)
+    lab.connect()
+    rto = rto_s(lab.client)
+    floor = 3.5 * rto
+    assert floor > 1.0, f"RTO {rto:.3f} s does not put the floor above tcp_fin_timeout"
+    lab.client.close()
+    fin = lab.wire.expect("client", "FA", within=PROMPT_S)
+    ack = lab.wire.expect("server", "A", ack=fin.seq + 1, within=PROMPT_S)
+    lab.wait_state("client", "FIN_WAIT2", within=PROMPT_S)
+    gone = lab.wait_gone("client", within=floor * 1.5 + 0.5)
+    lab.expect_duration(f"orphan FIN_WAIT2 lifetime (3.5 x RTO {rto * 1000:.0f} ms)", ack.ts, gone,
+                        timer_window(floor, "sock_diag"), "sock_diag")
+
+
+@pytest.mark.sysctls({"net.ipv4.tcp_fin_timeout": 1})
+@reference("RFC 9293 §3.10.4", "RFC 1122 §4.2.2.13",
+           kernel=("net/ipv4/tcp.c tcp_shutdown()", "net/ipv4/tcp.c __tcp_close() FIN_WAIT2"))
+def test_non_orphaned_fin_wait2_never_expires_until_close(pair):
+    """A FIN_WAIT2 whose fd is open (after shutdown(SHUT_WR)) has no timer; close() starts tcp_fin_timeout.
+
+    Only orphans are bounded: while the application holds the socket it may still receive data, so the
+    kernel keeps it (timer none) past tcp_fin_timeout. Once close()d, __tcp_close() finds it in FIN_WAIT2
+    and hands it to tcp_time_wait() with tcp_fin_time(), so it ends tcp_fin_timeout after the close()."""
+    pair.client.shutdown("SHUT_WR")
+    fin = pair.wire.expect("client", "FA", within=PROMPT_S)
+    pair.wire.expect("server", "A", ack=fin.seq + 1, within=PROMPT_S)
+    pair.wait_state("client", "FIN_WAIT2", within=PROMPT_S)
+    watch = timer_window(1.0, "sock_diag").high_s + 0.1
+    pair.wire.expect_no("client", during=watch, since=fin.ts)
+    pair.expect_state("client", "FIN_WAIT2", timer="none", why=f"still open {watch:.2f} s after the FIN")
+    pair.client.close()
+    closed = pair.log.last("client", "close")
+    pair.wait_state("client", "FIN_WAIT2", within=PROMPT_S)
+    pair.expect_state("client", "FIN_WAIT2", timer="timewait", why="now an orphan")
+    gone = pair.wait_gone("client", within=2.0)
+    pair.expect_duration("FIN_WAIT2 lifetime after close()", closed.t, gone, timer_window(1.0, "sock_diag"),
+                         "sock_diag")
+
+
+# orphaned FIN_WAIT1 and LAST_ACK against a silent peer ----------------------------------------------------
+
+@pytest.mark.parametrize(("orphan_retries", "rto_min_us"), [(1, 200_000), (1, 50_000), (2, 50_000)],
+                         ids=["retries1-rtomin200ms", "retries1-rtomin50ms", "retries2-rtomin50ms"])
+@reference("RFC 1122 §4.2.3.5", "RFC 6298 §5.5", "RFC 8985 §7 (TLP)",
+           kernel=("net/ipv4/tcp_timer.c tcp_write_timeout() tcp_orphan_retries() retransmits_timed_out()",
+                   "net/ipv4/tcp_timer.c tcp_model_timeout()", "net/ipv4/tcp_output.c tcp_schedule_loss_probe()"))
+def test_orphaned_fin_wait1_blackholed_retransmits_until_orphan_retries_time(lab, orphan_retries, rto_min_us):
+    """An orphaned FIN_WAIT1 re-sends its FIN (TLP, then doubling RTOs) for a time set by tcp_orphan_retries.
+
+    tcp_orphan_retries is not a count: retransmits_timed_out() ends the socket when the time since the first
+    RTO retransmission reaches tcp_model_timeout(N, TCP_RTO_MIN) = (2^(N+1) - 1) * 200 ms, whatever the real
+    RTO. The first resend is a tail-loss probe (no backoff), so the gaps are R, R, 2R, 4R ... With the
+    default 200 ms RTO and N = 1 that is 3 resends; with tcp_rto_min_us 50 ms, 4 (N = 1) or 5 (N = 2). The
+    socket then vanishes silently (tcp_write_err, TCPAbortOnTimeout), no RST."""
+    _need_rto_min(lab)
+    lab.sysctl(RTO_MIN_SYSCTL, rto_min_us)
+    lab.sysctl("net.ipv4.tcp_orphan_retries", orphan_retries)
+    lab.connect()
+    rto = rto_s(lab.client)
+    lab.drop(towards="server", name="blackhole")
+    lab.client.close()
+    fin = lab.wire.expect("client", "FA", within=PROMPT_S)
+    lab.wait_state("client", "FIN_WAIT1", within=PROMPT_S)
+    lab.expect_state("client", "FIN_WAIT1", timer="retrans")
+    deadline = model_timeout_s(orphan_retries)
+    _expect_fin_series_then_silent_death(lab, "client", fin, rto, deadline,
+                                         f"tcp_orphan_retries {orphan_retries} = {deadline:.1f} s after the first RTO")
+    lab.expect_nstat("client", "TcpExtTCPAbortOnTimeout", 1)
+    lab.expect_nstat("client", "TcpExtTCPLossProbes", 1)
+
+
+@pytest.mark.sysctls({RTO_MIN_SYSCTL: 50_000, "net.ipv4.tcp_orphan_retries": 0})
+@reference("RFC 1122 §4.2.3.5", kernel="net/ipv4/tcp_timer.c tcp_orphan_retries() (0 means 8 while alive)")
+def test_orphan_retries_zero_means_eight(lab):
+    """tcp_orphan_retries 0 (the default) does not give up at once: it means 8 while the RTO is below 120 s.
+
+    tcp_orphan_retries() returns 8 when the sysctl is 0 and the socket is 'alive' (icsk_rto < TCP_RTO_MAX),
+    i.e. (2^9 - 1) * 200 ms = 102.2 s of retransmissions. Watched past the point where tcp_orphan_retries 1
+    would have ended it (0.6 s after the first RTO), the orphan is still in FIN_WAIT1 and still re-sending."""
+    _need_rto_min(lab)
+    lab.connect()
+    rto = rto_s(lab.client)
+    lab.drop(towards="server", name="blackhole")
+    lab.client.close()
+    fin = lab.wire.expect("client", "FA", within=PROMPT_S)
+    offsets = rto_series(rto, 12)
+    sent_if_one, death_if_one = death_after_series(offsets[1:], model_timeout_s(1))
+    watch = chain_window(death_if_one, timers=sent_if_one + 2, source="sock_diag").high_s + 0.1
+    time.sleep(max(0.0, fin.ts + watch - time.time()))
+    late = [s for s in resends_of(lab, fin) if s.ts > fin.ts + death_if_one - 0.05]
+    if not late:
+        lab.wire.fail(f"expected a FIN resend after {death_if_one:.3f} s, when tcp_orphan_retries 1 would have "
+                      "ended the orphan")
+    next_resend = late[0]
+    lab.expect_state("client", "FIN_WAIT1", timer="retrans",
+                     why=f"orphan_retries 0 -> {orphan_retries_effective(0)} ({model_timeout_s(8):.1f} s)")
+    lab.expect_duration("resend past the tcp_orphan_retries 1 deadline", fin.ts, next_resend.ts,
+                        chain_window(death_if_one, timers=sent_if_one + 2, source="wire"), "wire")
+    lab.expect_nstat("client", "TcpExtTCPAbortOnTimeout", 0)
+
+
+@pytest.mark.slow
+@reference("RFC 1122 §4.2.3.5", "RFC 9293 §3.10.4",
+           kernel=("net/ipv4/tcp_timer.c tcp_orphan_retries() tcp_write_timeout()",
+                   "net/ipv4/tcp_timer.c tcp_model_timeout()"))
+def test_orphaned_fin_wait1_at_kernel_defaults_lasts_about_104s(pair):
+    """At the kernel defaults a blackholed orphaned FIN_WAIT1 re-sends its FIN 9 times over ~104 s (slow, ~105 s).
+
+    tcp_orphan_retries 0 means 8: the socket ends at the first RTO timer 102.2 s after the first RTO
+    retransmission; with a 204 ms RTO the resends are at 0.2 (TLP), 0.4, 0.8, 1.6, 3.3, 6.5, 13.1, 26.1 and
+    52.2 s, and the end comes at ~104.4 s, silently."""
+    rto = rto_s(pair.client)
+    pair.drop(towards="server", name="blackhole")
+    pair.client.close()
+    fin = pair.wire.expect("client", "FA", within=PROMPT_S)
+    _expect_fin_series_then_silent_death(pair, "client", fin, rto, model_timeout_s(orphan_retries_effective(0)),
+                                         "default tcp_orphan_retries 0 = 8")
+    pair.expect_nstat("client", "TcpExtTCPAbortOnTimeout", 1)
+
+
+@pytest.mark.parametrize("how", ["close-orphan", "shutdown-not-orphan"])
+@pytest.mark.sysctls({RTO_MIN_SYSCTL: 50_000, "net.ipv4.tcp_orphan_retries": 1, "net.ipv4.tcp_retries2": 1})
+@reference("RFC 9293 §3.10.4", "RFC 1122 §4.2.3.5",
+           kernel=("net/ipv4/tcp_timer.c tcp_write_timeout() (SOCK_DEAD: tcp_orphan_retries, else tcp_retries2)",
+                   "net/ipv4/tcp_timer.c tcp_write_err()"))
+def test_last_ack_with_final_ack_lost_retransmits_fin_then_gives_up(lab, how):
+    """LAST_ACK whose final ACK never arrives re-sends the FIN like any data, then gives up silently.
+
+    The peer in TIME_WAIT re-ACKs every FIN, but the ACKs are dropped. After close() the LAST_ACK socket is
+    an orphan and tcp_orphan_retries bounds it; after shutdown(SHUT_WR) the fd is still open, so tcp_retries2
+    does, and the application learns ETIMEDOUT. Both are 1 here: 0.6 s after the first RTO."""
+    _need_rto_min(lab)
+    lab.connect()
+    rto = rto_s(lab.server)
+    lab.client.close()
+    lab.wait_state("server", "CLOSE_WAIT", within=PROMPT_S)
+    lab.drop(towards="server", name="client-pure-acks", exactly="A")
+    if how == "close-orphan":
+        lab.server.close()
+    else:
+        lab.server.shutdown("SHUT_WR")
+    fin = lab.wire.expect("server", "FA", within=PROMPT_S)
+    lab.wait_state("server", "LAST_ACK", within=PROMPT_S)
+    _expect_fin_series_then_silent_death(lab, "server", fin, rto, model_timeout_s(1), "retries 1")
+    acks = [s for s in lab.wire.all("client", "A") if s.ts > fin.ts and s.ack == fin.seq + 1]
+    assert len(acks) == 1 + len(resends_of(lab, fin)), "the TIME_WAIT peer should ACK every FIN"
+    lab.expect_nstat("server", "TcpExtTCPAbortOnTimeout", 1)
+    if how == "shutdown-not-orphan":
+        assert lab.server.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == errno.ETIMEDOUT
+
+
+@pytest.mark.sysctls({RTO_MIN_SYSCTL: 200_000})
+@reference("RFC 5482", "RFC 1122 §4.2.3.5",
+           kernel=("net/ipv4/tcp_timer.c tcp_write_timeout() retransmits_timed_out(icsk_user_timeout)",
+                   "net/ipv4/tcp_timer.c tcp_clamp_rto_to_user_timeout()"))
+def test_user_timeout_ends_orphaned_fin_wait1(pair):
+    """TCP_USER_TIMEOUT 1000 ms ends a blackholed orphaned FIN_WAIT1 1 s after its first RTO retransmission.
+
+    With a user timeout, retransmits_timed_out() compares the time since tp->retrans_stamp (the first RTO
+    retransmission; the TLP does not set it) with the user timeout instead of tcp_orphan_retries' model,
+    and tcp_clamp_rto_to_user_timeout() shortens the last RTO so the end comes on time, silently."""
+    user_timeout = 1.0
+    rto = rto_s(pair.client)
+    pair.client.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, int(user_timeout * 1000),
+                           "TCP_USER_TIMEOUT 1000")
+    pair.drop(towards="server", name="blackhole")
+    pair.client.close()
+    fin = pair.wire.expect("client", "FA", within=PROMPT_S)
+    offsets = rto_series(rto, 12)
+    end = offsets[1] + user_timeout
+    gone = pair.wait_gone("client", within=end * 1.3 + 0.5)
+    resends = resends_of(pair, fin)
+    expected = [o for o in offsets if o < end]
+    if len(resends) != len(expected):
+        pair.wire.fail(f"expected {len(expected)} FIN retransmissions before the user timeout, saw {len(resends)}")
+    pair.expect_duration("orphan FIN_WAIT1 lifetime (first RTO + TCP_USER_TIMEOUT)", fin.ts, gone,
+                         chain_window(end, timers=len(expected) + 1, source="sock_diag"), "sock_diag")
+    pair.wire.expect_no("client", has="R", during=gone - fin.ts + 0.05, since=fin.ts)
+    pair.expect_nstat("client", "TcpExtTCPAbortOnTimeout", 1)
+
+
+# keepalive and CLOSE_WAIT ---------------------------------------------------------------------------------
+
+@reference("RFC 1122 §4.2.3.6", kernel=("net/ipv4/tcp_timer.c tcp_keepalive_timer()",
+                                       "net/ipv4/tcp_output.c tcp_write_wakeup() tcp_xmit_probe_skb()"))
+def test_keepalive_against_dead_peer_probes_then_resets_with_etimedout(pair):
+    """Keepalive (idle 1 s, interval 1 s, 2 probes) against a dead peer: 2 probes 1 s apart, RST, ETIMEDOUT.
+
+    tcp_keepalive_timer() sends a probe (an ACK with seq snd_una - 1, which forces an answer) once the
+    connection has been idle TCP_KEEPIDLE, then every TCP_KEEPINTVL; when TCP_KEEPCNT probes are unanswered
+    it sends an RST (tcp_send_active_reset) and reports ETIMEDOUT (tcp_write_err)."""
+    idle, intvl, cnt = 1, 1, 2
+    synack = pair.wire.expect("server", "SA", within=PROMPT_S, since=pair.t0)
+    _keepalive(pair.client, idle, intvl, cnt)
+    pair.drop(towards="server", name="blackhole")
+    probes = [pair.wire.expect("client", "A", seq=0, len=0, within=idle + intvl * cnt + 1.0, since=synack.ts)
+              for _ in range(cnt)]
+    rst = pair.wire.expect("client", "RA", seq=1, within=intvl * 1.5 + 0.5, since=probes[-1].ts)
+    pair.expect_duration("idle time before the first probe", synack.ts, probes[0].ts, timer_window(idle), "wire")
+    for a, b in itertools.pairwise(probes):
+        pair.expect_duration("probe interval", a.ts, b.ts, timer_window(intvl), "wire")
+    pair.expect_duration("last probe to RST", probes[-1].ts, rst.ts, timer_window(intvl), "wire")
+    pair.wait_gone("client", within=PROMPT_S)
+    with pytest.raises(OSError) as exc:
+        pair.client.recv()
+    assert exc.value.errno == errno.ETIMEDOUT
+    pair.expect_nstat("client", "TcpExtTCPKeepAlive", cnt)
+    pair.expect_nstat("client", "TcpExtTCPAbortOnTimeout", 1)
+
+
+@pytest.mark.sysctls({"net.ipv4.tcp_fin_timeout": 1, "net.ipv4.tcp_orphan_retries": 1})
+@reference("RFC 9293 §3.10.4 (CLOSE-WAIT waits for the user's CLOSE)",
+           kernel=("net/ipv4/tcp_input.c tcp_fin() (no timer armed)", "net/ipv4/tcp_timer.c tcp_keepalive_timer()"))
+def test_close_wait_without_keepalive_never_times_out(pair):
+    """CLOSE_WAIT with keepalive off has no timer at all: nothing sent, nothing expires, it waits for close().
+
+    tcp_fin() moves the socket to CLOSE_WAIT and arms nothing; tcp_fin_timeout and tcp_orphan_retries apply
+    only to orphans. Only the application (close) or keepalive can end it."""
+    pair.client.shutdown("SHUT_WR")
+    fin = pair.wire.expect("client", "FA", within=PROMPT_S)
+    pair.wait_state("server", "CLOSE_WAIT", within=PROMPT_S)
+    watch = timer_window(1.0, "sock_diag").high_s + 0.1
+    pair.wire.expect_no("server", during=watch, since=fin.ts + 0.1)
+    pair.expect_state("server", "CLOSE_WAIT", timer="none",
+                      why=f"{watch:.2f} s after the FIN, longer than tcp_fin_timeout")
+
+
+@reference("RFC 1122 §4.2.3.6", "RFC 9293 §3.10.4",
+           kernel=("net/ipv4/tcp_timer.c tcp_keepalive_timer() (only CLOSE and SYN_SENT are skipped)",
+                   "net/ipv4/tcp.c tcp_recvmsg_locked() (SOCK_DONE before sk_err)"))
+def test_keepalive_probes_in_close_wait_and_resets_a_dead_peer(pair):
+    """Keepalive keeps probing in CLOSE_WAIT; a dead peer is reset and the socket ends with ETIMEDOUT.
+
+    tcp_keepalive_timer() skips only CLOSE and SYN_SENT sockets, so a CLOSE_WAIT socket forgotten by its
+    application is still probed (idle 1 s, 1 probe) and reset when the peer is gone. recv() still returns
+    EOF (the FIN came first: SOCK_DONE is checked before sk_err); send() reports ETIMEDOUT."""
+    _keepalive(pair.server, 1, 1, 1)
+    pair.client.shutdown("SHUT_WR")
+    fin = pair.wire.expect("client", "FA", within=PROMPT_S)
+    pair.wait_state("server", "CLOSE_WAIT", within=PROMPT_S)
+    pair.expect_state("server", "CLOSE_WAIT", timer="keepalive")
+    pair.drop(towards="client", name="blackhole")
+    probe = pair.wire.expect("server", "A", seq=0, len=0, within=2.0, since=fin.ts)
+    rst = pair.wire.expect("server", "RA", seq=1, within=2.0, since=probe.ts)
+    pair.expect_duration("idle time before the probe", fin.ts, probe.ts, timer_window(1.0), "wire")
+    pair.expect_duration("probe to RST", probe.ts, rst.ts, timer_window(1.0), "wire")
+    pair.wait_gone("server", within=PROMPT_S)
+    assert pair.server.recv() == b"", "recv() after the peer's FIN returns EOF even after the abort"
+    with pytest.raises(OSError) as exc:
+        pair.server.send(b"x")
+    assert exc.value.errno == errno.ETIMEDOUT
+    pair.expect_nstat("server", "TcpExtTCPAbortOnTimeout", 1)
