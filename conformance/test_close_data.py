@@ -99,7 +99,7 @@ def test_close_after_reading_everything_sends_fin(pair, situation):
     pytest.param("recv", ["300 bytes", "ECONNRESET", "0 bytes", "EPIPE"], id="recv-first"),
     pytest.param("send", ["ECONNRESET", "300 bytes", "0 bytes", "EPIPE"], id="send-first"),
 ])
-@reference("RFC 9293 §3.10.7.3 (RST in ESTABLISHED: flush queues, signal connection reset)",
+@reference("RFC 9293 §3.10.7.4 (RST in ESTABLISHED: flush the queues, signal connection reset)",
            kernel=("net/ipv4/tcp_input.c tcp_reset()", "net/ipv4/tcp.c tcp_recvmsg_locked()",
                    "include/net/sock.h sock_error()"))
 def test_peer_of_a_reset_reads_queued_data_then_econnreset(pair, first, expected):

@@ -67,7 +67,8 @@ LINGER0 = {
 
 
 @pytest.mark.parametrize("state", list(LINGER0))
-@reference("RFC 9293 §3.10.7 (ABORT)", "RFC 1122 §4.2.2.13",
+@reference("RFC 9293 §3.10.5 (ABORT: RST in ESTABLISHED/FIN-WAIT/CLOSE-WAIT, none in LAST-ACK)",
+           "RFC 1122 §4.2.2.13",
            kernel=("net/ipv4/tcp.c __tcp_close() (SOCK_LINGER, zero lingertime)",
                    "net/ipv4/tcp.c tcp_disconnect() tcp_need_reset()",
                    "net/ipv4/tcp_minisocks.c tcp_time_wait()"))
@@ -76,10 +77,11 @@ def test_zero_linger_close_in(pair, state):
 
     __tcp_close() hands a {1,0} socket to tcp_disconnect(), which sends an RST only if tcp_need_reset()
     lists the state (ESTABLISHED, CLOSE_WAIT, FIN_WAIT1, FIN_WAIT2, SYN_RECV) or, in CLOSING/LAST_ACK, if
-    data is still unsent; an acknowledged-or-not FIN in LAST_ACK is simply forgotten, no RST, although RFC
-    9293's ABORT says to reset in LAST-ACK too. After the peer's FIN in FIN_WAIT2 the fd's socket is
-    already CLOSE and a separate timewait socket holds TIME_WAIT (tcp_time_wait()): close() then finds
-    nothing to abort, counts nothing, and the TIME_WAIT entry lives on."""
+    data is still unsent; so a LAST_ACK socket whose FIN is out is deleted without an RST, as RFC 9293's
+    ABORT says for CLOSING/LAST-ACK/TIME-WAIT. TIME_WAIT is where Linux differs: after the peer's FIN in
+    FIN_WAIT2 the fd's socket is already CLOSE and a separate timewait socket holds TIME_WAIT
+    (tcp_time_wait()), so close() finds nothing to abort, counts nothing, and the TIME_WAIT entry lives on
+    instead of being deleted."""
     reach, rst_seq, client_after, server_after, counted = LINGER0[state]
     reach(pair)
     pair.client.set_linger(True, 0)
@@ -100,7 +102,7 @@ def test_zero_linger_close_in(pair, state):
 
 
 @pytest.mark.parametrize("socket_kind", ["unbound", "bound", "listener", "listener-with-unaccepted-child"])
-@reference("RFC 9293 §3.10.7 (ABORT in LISTEN: no RST)",
+@reference("RFC 9293 §3.10.5 (ABORT in LISTEN: no RST)",
            kernel=("net/ipv4/tcp.c __tcp_close() (TCP_LISTEN: inet_csk_listen_stop())",
                    "net/ipv4/inet_connection_sock.c inet_child_forget()"))
 def test_zero_linger_close_without_connection(lab, socket_kind):
