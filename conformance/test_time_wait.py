@@ -1,0 +1,198 @@
+"""TIME_WAIT, measured: its fixed 60 s timer, what restarts it, what kills it (RFC 1337 assassination), what
+happens when no TIME_WAIT bucket may be kept, and a new SYN for the same four-tuple."""
+
+import socket
+import time
+
+import pytest
+
+from conformance import support_timers
+from conformance.support_timers import TCP_TIMEWAIT_LEN_S, tcp_sysctl_present
+from fixtures.references import reference
+from fixtures.tolerance import JIFFY_S, POLL_S, PROMPT_S, timer_window
+
+lab = support_timers.lab  # the plugin's fixtures with the state-probe repair (see support_timers)
+pair = support_timers.pair
+
+
+def _close_active_then_passive(lab):
+    """Client closes first, server second: the client ends in TIME_WAIT. Returns (client FIN, server FIN)."""
+    lab.client.close()
+    fin = lab.wire.expect("client", "FA", within=PROMPT_S)
+    lab.wait_state("server", "CLOSE_WAIT", within=PROMPT_S)
+    lab.server.close()
+    server_fin = lab.wire.expect("server", "FA", within=PROMPT_S)
+    lab.wire.expect("client", "A", ack=server_fin.seq + 1, within=PROMPT_S)
+    lab.wait_state("client", "TIME_WAIT", within=PROMPT_S)
+    return fin, server_fin
+
+
+def _time_wait_total(lab, side, since_ts):
+    """Expiry read over sock_diag plus the time elapsed since `since_ts`: the TIME_WAIT's full length."""
+    st = lab.expect_state(side, "TIME_WAIT", timer="timewait")
+    return st.expires_ms / 1000 + (time.time() - since_ts)
+
+
+@pytest.mark.parametrize("fin_timeout", [1, 60])
+@reference("RFC 9293 §3.10.4 (2 MSL)", "RFC 1122 §4.2.2.13",
+           kernel=("include/net/tcp.h TCP_TIMEWAIT_LEN", "net/ipv4/tcp_input.c tcp_rcv_state_process() FIN_WAIT2",
+                   "net/ipv4/tcp_minisocks.c tcp_time_wait()"))
+def test_time_wait_timer_is_60s_whatever_tcp_fin_timeout(pair, fin_timeout):
+    """TIME_WAIT lasts TCP_TIMEWAIT_LEN (60 s), a compile-time constant: tcp_fin_timeout does not change it.
+
+    tcp_fin() in FIN_WAIT2 calls tcp_time_wait(sk, TCP_TIME_WAIT, 0) and a zero timeout means
+    TCP_TIMEWAIT_LEN; tcp_fin_timeout only bounds an orphaned FIN_WAIT2 (a common misconception)."""
+    pair.sysctl("net.ipv4.tcp_fin_timeout", fin_timeout)
+    _, server_fin = _close_active_then_passive(pair)
+    total = _time_wait_total(pair, "client", server_fin.ts)
+    pair.expect_duration("TIME_WAIT timer (expiry read + time elapsed since the peer's FIN)", 0, total,
+                         timer_window(TCP_TIMEWAIT_LEN_S, "sock_diag"), "sock_diag")
+    pair.wait_gone("server", within=PROMPT_S, why="the passive closer keeps no TIME_WAIT")
+
+
+@pytest.mark.slow
+@reference("RFC 9293 §3.10.4 (2 MSL)", "RFC 1122 §4.2.2.13",
+           kernel=("include/net/tcp.h TCP_TIMEWAIT_LEN", "net/ipv4/inet_timewait_sock.c tw_timer_handler()"))
+def test_time_wait_lasts_60s_end_to_end(pair):
+    """A TIME_WAIT socket really disappears 60 s after the peer's FIN, silently (slow: ~61 s).
+
+    The timewait timer (inet_twsk_schedule, TCP_TIMEWAIT_LEN) fires tw_timer_handler(), which unhashes the
+    mini-socket; nothing is sent. TcpExtTW counts timewait socks scheduled with a timer above 4 s (at
+    creation, __inet_twsk_schedule; shorter ones count as TWKilled): one here."""
+    _, server_fin = _close_active_then_passive(pair)
+    gone = pair.wait_gone("client", within=TCP_TIMEWAIT_LEN_S * 1.2 + 1.0)
+    pair.expect_duration("TIME_WAIT lifetime", server_fin.ts, gone, timer_window(TCP_TIMEWAIT_LEN_S, "sock_diag"),
+                         "sock_diag")
+    pair.wire.expect_no("client", during=0.0, since=server_fin.ts + 0.1)
+    pair.expect_nstat("client", "TcpExtTW", 1)
+
+
+@pytest.mark.parametrize(("rfc1337", "killed"), [(0, True), (1, False)], ids=["rfc1337-0", "rfc1337-1"])
+@reference("RFC 1337", "RFC 9293 §3.10.7.4",
+           kernel="net/ipv4/tcp_minisocks.c tcp_timewait_state_process() (TIME-WAIT assassination)")
+def test_rst_in_time_wait_kills_it_unless_tcp_rfc1337(pair, rfc1337, killed):
+    """An in-window RST kills a TIME_WAIT ("TIME-WAIT assassination") unless tcp_rfc1337 is 1.
+
+    tcp_timewait_state_process() accepts an RST whose seq is the next expected one; with tcp_rfc1337 0 it
+    deschedules the timewait sock at once (RFC 1337 hazard H1 left open, the Linux default); with 1 it
+    ignores the RST and the timer keeps running, not restarted. Nothing is sent in reply either way."""
+    pair.sysctl("net.ipv4.tcp_rfc1337", rfc1337)
+    _, server_fin = _close_active_then_passive(pair)
+    pair.wait_gone("server", within=PROMPT_S)
+    pair.inject("server", "R", seq=server_fin.raw_seq + 1)
+    injected = pair.log.calls[-1].t
+    if killed:
+        gone = pair.wait_gone("client", within=PROMPT_S, why="tcp_rfc1337 0: the RST kills the TIME_WAIT")
+        pair.expect_duration("TIME_WAIT end after the RST", injected, gone, timer_window(0.0, "sock_diag"),
+                             "sock_diag")
+    else:
+        pair.wire.expect_no("client", during=0.2, since=injected)
+        total = _time_wait_total(pair, "client", server_fin.ts)
+        pair.expect_duration("TIME_WAIT timer after the RST, counted from the FIN (not restarted)", 0, total,
+                             timer_window(TCP_TIMEWAIT_LEN_S, "sock_diag"), "sock_diag")
+    pair.wire.expect_no("client", during=0.0, since=injected + 0.001)
+
+
+@pytest.mark.sysctls({"net.ipv4.tcp_rto_min_us": 500_000})
+@reference("RFC 9293 §3.10.7.4 (TIME-WAIT: restart the 2 MSL timeout on a retransmitted FIN)", "RFC 1122 §4.2.2.13",
+           kernel="net/ipv4/tcp_minisocks.c tcp_timewait_state_process() (inet_twsk_reschedule)")
+def test_retransmitted_fin_in_time_wait_is_acked_and_restarts_the_timer(lab):
+    """A retransmitted FIN arriving in TIME_WAIT is ACKed again and restarts the 60 s timer.
+
+    The client's ACK of the server's FIN is dropped, so the server (LAST_ACK) re-sends its FIN after ~0.5 s
+    (tcp_rto_min_us 500 ms on both sides). tcp_timewait_state_process() answers it with an ACK
+    (TCP_TW_ACK) and calls inet_twsk_reschedule(tw, TCP_TIMEWAIT_LEN), as RFC 9293 requires."""
+    if not tcp_sysctl_present(lab, "net.ipv4.tcp_rto_min_us"):
+        pytest.skip("tcp_rto_min_us is absent on this kernel (added in 6.11)")
+    lab.connect()
+    lab.client.close()
+    lab.wire.expect("client", "FA", within=PROMPT_S)
+    lab.wait_state("server", "CLOSE_WAIT", within=PROMPT_S)
+    lab.drop(towards="server", name="client-pure-acks", exactly="A")
+    lab.server.close()
+    server_fin = lab.wire.expect("server", "FA", within=PROMPT_S)
+    lab.wire.expect("client", "A", ack=server_fin.seq + 1, within=PROMPT_S)
+    lab.wait_state("client", "TIME_WAIT", within=PROMPT_S)
+    refin = lab.wire.expect("server", "FA", seq=server_fin.seq, within=1.5, since=server_fin.ts)
+    reack = lab.wire.expect("client", "A", ack=server_fin.seq + 1, within=PROMPT_S, since=refin.ts)
+    lab.expect_duration("ACK of the retransmitted FIN", refin.ts, reack.ts, timer_window(0.0), "wire")
+    total = _time_wait_total(lab, "client", refin.ts)
+    lab.expect_duration("TIME_WAIT timer counted from the retransmitted FIN", 0, total,
+                        timer_window(TCP_TIMEWAIT_LEN_S, "sock_diag"), "sock_diag")
+    restarted_by = total + (refin.ts - server_fin.ts) - TCP_TIMEWAIT_LEN_S
+    gap = refin.ts - server_fin.ts
+    assert restarted_by >= gap - 2 * JIFFY_S - POLL_S["sock_diag"], (
+        f"TIME_WAIT ends {restarted_by:.3f} s later than 60 s after the first FIN; a restart by the resend "
+        f"{gap:.3f} s later would make it ~{gap:.3f} s")
+
+
+@pytest.mark.parametrize("how", ["close-orphan-fin-wait2", "shutdown-then-peer-fin"])
+@pytest.mark.sysctls({"net.ipv4.tcp_max_tw_buckets": 0})
+@reference("RFC 9293 §3.10.4", "RFC 1337",
+           kernel=("net/ipv4/tcp_minisocks.c tcp_time_wait() (TCPTimeWaitOverflow)",
+                   "net/ipv4/inet_timewait_sock.c inet_twsk_alloc() (tw_refcount >= sysctl_max_tw_buckets)"))
+def test_max_tw_buckets_zero_keeps_no_time_wait(pair, how):
+    """With tcp_max_tw_buckets 0 no timewait socket is kept: TIME_WAIT and orphaned FIN_WAIT2 vanish at once.
+
+    tcp_time_wait() cannot allocate a timewait bucket (inet_twsk_alloc returns NULL), counts
+    TCPTimeWaitOverflow and closes the socket (tcp_done). An orphaned FIN_WAIT2 is also a timewait sock, so
+    it goes the moment its FIN is ACKed, and the peer's later FIN is answered with an RST; a socket
+    receiving the peer's FIN in FIN_WAIT2 still ACKs it, then keeps no TIME_WAIT."""
+    if how == "close-orphan-fin-wait2":
+        pair.client.close()
+        fin = pair.wire.expect("client", "FA", within=PROMPT_S)
+        ack = pair.wire.expect("server", "A", ack=fin.seq + 1, within=PROMPT_S)
+        gone = pair.wait_gone("client", within=PROMPT_S, why="no bucket for the orphaned FIN_WAIT2")
+        pair.expect_duration("orphaned FIN_WAIT2 lifetime", ack.ts, gone, timer_window(0.0, "sock_diag"),
+                             "sock_diag")
+        pair.wait_state("server", "CLOSE_WAIT", within=PROMPT_S)
+        pair.server.close()
+        server_fin = pair.wire.expect("server", "FA", within=PROMPT_S)
+        pair.wire.expect("client", "R", seq=fin.seq + 1, within=PROMPT_S, why="no socket left to take the FIN")
+    else:
+        pair.client.shutdown("SHUT_WR")
+        fin = pair.wire.expect("client", "FA", within=PROMPT_S)
+        pair.wait_state("client", "FIN_WAIT2", within=PROMPT_S)
+        pair.expect_state("client", "FIN_WAIT2", timer="none")
+        pair.wait_state("server", "CLOSE_WAIT", within=PROMPT_S)
+        pair.server.close()
+        server_fin = pair.wire.expect("server", "FA", within=PROMPT_S)
+        pair.wire.expect("client", "A", ack=server_fin.seq + 1, within=PROMPT_S)
+        pair.wait_gone("client", within=PROMPT_S, why="no bucket for the TIME_WAIT")
+    pair.wait_gone("server", within=PROMPT_S)
+    pair.expect_nstat("client", "TcpExtTCPTimeWaitOverflow", 1)
+    pair.expect_nstat("client", "TcpExtTW", 0, why="no timewait sock was ever scheduled")
+
+
+@reference("RFC 1122 §4.2.2.13 (a new SYN MAY reopen a TIME-WAIT connection)", "RFC 6191",
+           kernel=("net/ipv4/tcp_minisocks.c tcp_timewait_state_process() (TCP_TW_SYN)",
+                   "net/ipv4/tcp_ipv4.c tcp_v4_rcv() do_time_wait"))
+def test_new_syn_from_same_port_reopens_server_time_wait(pair):
+    """A new SYN for the same four-tuple reopens a TIME_WAIT connection at once when its ISN/timestamp is newer.
+
+    Here the server closes first and holds the TIME_WAIT. The client reconnects from the same port:
+    tcp_timewait_state_process() sees a SYN with a higher sequence number (and a newer timestamp) and
+    returns TCP_TW_SYN, so the listener answers with a SYN-ACK and the timewait sock is freed (RFC 1122
+    4.2.2.13, RFC 6191), instead of an ACK for the old connection."""
+    port = pair.client.port
+    pair.server.close()
+    server_fin = pair.wire.expect("server", "FA", within=PROMPT_S)
+    pair.wait_state("client", "CLOSE_WAIT", within=PROMPT_S)
+    pair.client.close()
+    pair.wire.expect("client", "FA", within=PROMPT_S)
+    pair.wait_state("server", "TIME_WAIT", within=PROMPT_S)
+    pair.wait_gone("client", within=PROMPT_S)
+    sock = pair.socket("client")
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((pair.family.client, port))
+    again = pair.adopt("client2", sock, "client")
+    pair.log.record("client2", "connect", f"[{pair.family.server}]:8080 from port {port}",
+                    lambda: sock.connect((pair.family.server, 8080)))
+    syn = pair.wire.expect("client", "S", within=PROMPT_S)
+    old_rcv_nxt = server_fin.raw_ack + 1  # the server's rcv_nxt after the client's FIN
+    assert 0 < (syn.raw_seq - old_rcv_nxt) % 2**32 < 2**31, "the new ISN lies after the old connection's"
+    pair.wire.expect("server", "SA", within=PROMPT_S, since=syn.ts, why="TCP_TW_SYN: the listener takes it")
+    new_server = pair.accept("server2")
+    new_server.sendall(b"reopened")
+    assert again.recv_exactly(8) == b"reopened"
+    pair.wait_state("server2", "ESTABLISHED", within=PROMPT_S)
