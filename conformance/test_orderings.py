@@ -30,11 +30,13 @@ def test_active_close_every_state_on_both_sides(pair, closer):
     """Active and passive close with every state held and seen: FIN_WAIT1, FIN_WAIT2, TIME_WAIT / CLOSE_WAIT,
     LAST_ACK, gone.
 
-    The ACK of each FIN is dropped once, so the FIN stays unacknowledged (FIN_WAIT1, then LAST_ACK, both with a
-    retransmission timer) until the kernel sends it again. The resend is a tail-loss probe
-    (tcp_schedule_loss_probe: 2*srtt + TCP_RTO_MIN for one segment in flight, TCPLossProbes) rather than an
-    RTO; its ACK then moves the closer to FIN_WAIT2 (an orphan: timewait mini-socket) and the passive side's
-    resent FIN is answered from TIME_WAIT. Either end of the connection can be the active closer."""
+    Pure ACKs towards the closing side are dropped, so its FIN stays unacknowledged (FIN_WAIT1, then LAST_ACK
+    on the other side, both with a retransmission timer) and the kernel sends it again: a tail-loss probe
+    (tcp_schedule_loss_probe: 2*srtt + rto_min for one segment in flight, TCPLossProbes) rather than an RTO.
+    Then the last dropped ACK is let through (replayed) and moves the closer to FIN_WAIT2 (an orphan:
+    timewait mini-socket); the passive side's resent FIN is answered from TIME_WAIT. Either end of the
+    connection can be the active closer. (Replaying the ACK instead of waiting for the next resend keeps the
+    case independent of how long a rule change takes on a loaded machine.)"""
     peer = OTHER[closer]
     active, passive = pair.endpoints[closer], pair.endpoints[peer]
     window = timer_window(probe_timeout(pair, closer), "wire")
@@ -45,9 +47,11 @@ def test_active_close_every_state_on_both_sides(pair, closer):
     pair.wait_state(closer, "FIN_WAIT1", within=PROMPT_S)
     pair.expect_state(closer, "FIN_WAIT1", timer="retrans", why="the FIN waits for its ACK")
     pair.wait_state(peer, "CLOSE_WAIT", within=PROMPT_S)
-    pair.undrop(towards=closer, name="acks-to-closer")
     again = pair.wire.expect(closer, "FA", seq=fin.seq, within=window.high_s, since=fin.ts)
     pair.expect_duration("FIN resent in FIN_WAIT1 (loss probe)", fin.ts, again.ts, window, "wire")
+    ack = pair.wire.expect(peer, "A", ack=fin.seq + 1, within=PROMPT_S, why="dropped as well")
+    pair.undrop(towards=closer, name="acks-to-closer")
+    replay(pair, ack)
     pair.wait_state(closer, "FIN_WAIT2", within=PROMPT_S)
     pair.expect_state(closer, "FIN_WAIT2", timer="timewait", why="an orphaned FIN_WAIT2")
 
@@ -58,10 +62,11 @@ def test_active_close_every_state_on_both_sides(pair, closer):
     pair.wait_state(closer, "TIME_WAIT", within=PROMPT_S)
     pair.wait_state(peer, "LAST_ACK", within=PROMPT_S)
     pair.expect_state(peer, "LAST_ACK", timer="retrans")
-    pair.undrop(towards=peer, name="acks-to-peer")
     again = pair.wire.expect(peer, "FA", seq=last.seq, within=window.high_s, since=last.ts)
     pair.expect_duration("FIN resent in LAST_ACK (loss probe)", last.ts, again.ts, window, "wire")
-    pair.wire.expect(closer, "A", ack=last.seq + 1, within=PROMPT_S, why="TIME_WAIT answers the resent FIN")
+    ack = pair.wire.expect(closer, "A", ack=last.seq + 1, within=PROMPT_S, why="TIME_WAIT answers the resent FIN")
+    pair.undrop(towards=peer, name="acks-to-peer")
+    replay(pair, ack)
     pair.wait_gone(peer, within=PROMPT_S)
     pair.expect_states_seen(closer, ["ESTABLISHED", "FIN_WAIT1", "FIN_WAIT2", "TIME_WAIT"])
     pair.expect_states_seen(peer, ["ESTABLISHED", "CLOSE_WAIT", "LAST_ACK", "CLOSED"])
@@ -79,9 +84,10 @@ def test_fin_in_fin_wait1_goes_closing(pair, held):
 
     The `held` side's FIN is lost (dropped at the other side), so when the other side closes, its FIN carries
     no ACK of it: tcp_fin() moves the held side FIN_WAIT1 -> CLOSING. Its ACK of that FIN takes the other
-    side to FIN_WAIT2 (orphaned, a timewait mini-socket). When the held FIN is sent again, the other side
-    enters TIME_WAIT and acknowledges; the ACK takes CLOSING to TIME_WAIT. A FIN that does acknowledge our FIN
-    would skip CLOSING (FIN_WAIT1 -> FIN_WAIT2 -> TIME_WAIT in one segment)."""
+    side to FIN_WAIT2 (orphaned, a timewait mini-socket). The held FIN is resent by a loss probe (dropped
+    too); when that copy is let through, the other side enters TIME_WAIT and acknowledges, and the ACK takes
+    CLOSING to TIME_WAIT. A FIN that does acknowledge our FIN skips CLOSING: tcp_rcv_state_process() handles
+    the ACK first (FIN_WAIT1 -> FIN_WAIT2), then tcp_fin() goes to TIME_WAIT."""
     other = OTHER[held]
     window = timer_window(probe_timeout(pair, held), "wire")
     pair.drop(towards=other, name="held-fin", has="F")
@@ -94,9 +100,12 @@ def test_fin_in_fin_wait1_goes_closing(pair, held):
     pair.wait_state(held, "CLOSING", within=PROMPT_S)
     pair.expect_state(held, "CLOSING", timer="retrans", why="its own FIN is still unacknowledged")
     pair.wait_state(other, "FIN_WAIT2", within=PROMPT_S)
-    pair.undrop(towards=other, name="held-fin")
-    again = pair.wire.expect(held, "FA", seq=fin.seq, ack=their_fin.seq + 1, within=window.high_s, since=fin.ts)
+    again = pair.wire.expect(held, "FA", seq=fin.seq, ack=their_fin.seq + 1, within=window.high_s, since=fin.ts,
+                             why="the lost FIN is resent (and dropped again)")
     pair.expect_duration("lost FIN resent (loss probe)", fin.ts, again.ts, window, "wire")
+    pair.expect_state(held, "CLOSING")
+    pair.undrop(towards=other, name="held-fin")
+    replay(pair, again)
     pair.wire.expect(other, "A", ack=fin.seq + 1, within=PROMPT_S)
     pair.wait_state(held, "TIME_WAIT", within=PROMPT_S)
     pair.wait_state(other, "TIME_WAIT", within=PROMPT_S)
@@ -113,9 +122,9 @@ def test_simultaneous_close_crossing_fins_both_closing(pair):
 
     Both FINs (and pure ACKs) are dropped on arrival, so both sides sit in FIN_WAIT1. Then each side receives
     a copy of the other's original FIN (which acknowledges nothing new): the FINs have crossed, and tcp_fin()
-    moves each side to CLOSING. Once ACKs pass again, each side's resent FIN (now acknowledging the other's)
-    completes the other's CLOSING, and both sides end in TIME_WAIT (RFC 9293 Figure 13). rto_min is raised to
-    400 ms so that the replays surely come before the first resend (rule changes take tens of ms). Merely
+    moves each side to CLOSING (their ACKs are still dropped). Each side's resent FIN, now acknowledging the
+    other's, completes the other's CLOSING, and both sides end in TIME_WAIT (RFC 9293 Figure 13). rto_min is
+    raised to 400 ms so that the replays surely come before the first resend (rule changes take tens of ms). Merely
     removing the FIN drops makes the FINs cross only if both resends leave in the same timer tick (usual when
     both close() calls fell in one jiffy), and then CLOSING lasts until the ACK lands, microseconds: too short
     for sock_diag polling. The replays, with ACKs held back, make it certain and long enough to be seen."""
@@ -136,11 +145,9 @@ def test_simultaneous_close_crossing_fins_both_closing(pair):
     for side in ("client", "server"):
         pair.wait_state(side, "CLOSING", within=PROMPT_S)
         pair.expect_state(side, "CLOSING", timer="retrans")
-    pair.undrop(towards="server", name="acks-to-server")
-    pair.undrop(towards="client", name="acks-to-client")
     for side, fin, theirs in (("client", client_fin, server_fin), ("server", server_fin, client_fin)):
         again = pair.wire.expect(side, "FA", seq=fin.seq, ack=theirs.seq + 1, within=window.high_s, since=fin.ts,
-                                 why="the FIN resent from CLOSING acknowledges the other FIN")
+                                 why="resent from CLOSING, it acknowledges the other FIN (unlike the replayed copy)")
         pair.expect_duration(f"{side} FIN resent from CLOSING (loss probe)", fin.ts, again.ts, window, "wire")
     for side in ("client", "server"):
         pair.wait_state(side, "TIME_WAIT", within=PROMPT_S)
