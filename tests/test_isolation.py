@@ -123,3 +123,28 @@ def test_host_firewall_untouched_by_faults():
         Faults(topo.client_ns).drop_flags("fins", has="F")
     after = subprocess.run(["nft", "list", "ruleset"], capture_output=True, text=True).stdout
     assert before == after
+
+
+def test_state_probe_reads_the_test_namespace_from_any_thread():
+    """pyroute2's DiagSocket opens a netlink socket per thread: a sampler thread must not see the host."""
+    import threading
+
+    from fixtures.states import StateProbe
+
+    fam = FAMILIES["ipv4"]
+    with Topology() as topo:
+        listener = topo.server_ns.socket(fam.af)
+        listener.bind((fam.server, 8080))
+        listener.listen()
+        probe = StateProbe(topo.server_ns, fam.af)
+        seen: list[list[tuple[str, int]]] = []
+
+        def query() -> None:
+            seen.append([(m["idiag_src"], m["idiag_sport"]) for m in probe.sockets()])
+
+        thread = threading.Thread(target=query)
+        thread.start()
+        thread.join()
+        probe.close()
+        listener.close()
+    assert seen == [[(fam.server, 8080)]]
