@@ -155,17 +155,17 @@ def test_simultaneous_close_crossing_fins_both_closing(pair):
     assert pair.wire.count("client", has="R") == pair.wire.count("server", has="R") == 0
 
 
-# Data sent by the server after the client closed. `make` is how the client closed; then what the client sends
-# back, whether it counts TCPAbortOnData, and what the server's recv() and send() return afterwards.
+# Data sent by the server after the client closed (the key says how): the client's state and timer when the
+# data arrives, whether it counts TCPAbortOnData, and what the server's recv() returns afterwards.
 DATA_AFTER_CLOSE = {
     # orphan FIN_WAIT1: its FIN was lost, the data does not ACK it; tcp_rcv_state_process() "abort on data"
-    "orphan-fin-wait1": dict(state="FIN_WAIT1", abort_on_data=1, peer_recv=errno.ECONNRESET),
+    "orphan-fin-wait1": dict(state="FIN_WAIT1", timer="retrans", abort_on_data=1, peer_recv=errno.ECONNRESET),
     # orphan FIN_WAIT2 as a timewait mini-socket: tcp_timewait_state_process() returns TCP_TW_RST, no MIB
-    "orphan-fin-wait2": dict(state="FIN_WAIT2", abort_on_data=0, peer_recv=b""),
+    "orphan-fin-wait2": dict(state="FIN_WAIT2", timer="timewait", abort_on_data=0, peer_recv=b""),
     # orphan FIN_WAIT2 kept as a full socket (TCP_LINGER2 > 60 s: keepalive timer for the excess)
-    "orphan-fin-wait2-linger2": dict(state="FIN_WAIT2", abort_on_data=1, peer_recv=b""),
+    "orphan-fin-wait2-linger2": dict(state="FIN_WAIT2", timer="keepalive", abort_on_data=1, peer_recv=b""),
     # not an orphan at all: shutdown(SHUT_RDWR), fd open; RCV_SHUTDOWN is what matters
-    "shut-rdwr-fin-wait2": dict(state="FIN_WAIT2", abort_on_data=1, peer_recv=b""),
+    "shut-rdwr-fin-wait2": dict(state="FIN_WAIT2", timer="none", abort_on_data=1, peer_recv=b""),
 }
 
 
@@ -195,9 +195,7 @@ def test_data_after_close_is_answered_with_rst(pair, how):
         pair.client.close()
     pair.wire.expect("client", "FA", within=PROMPT_S)
     pair.wait_state("client", expect["state"], within=PROMPT_S)
-    timer = {"orphan-fin-wait1": "retrans", "orphan-fin-wait2": "timewait",
-             "orphan-fin-wait2-linger2": "keepalive", "shut-rdwr-fin-wait2": "none"}[how]
-    pair.expect_state("client", expect["state"], timer=timer)
+    pair.expect_state("client", expect["state"], timer=expect["timer"])
     pair.server.send(b"too late")
     data = pair.wire.expect("server", "PA", len=8, within=PROMPT_S)
     rst = pair.wire.expect("client", "R", seq=data.ack, within=PROMPT_S, why="reset built from the data segment")
