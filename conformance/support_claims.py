@@ -83,3 +83,10 @@ def orphan_fin_wait1_model(retries: int, rto_s: float) -> tuple[int, float]:
         if elapsed >= budget:
             return retransmissions, elapsed
         retransmissions += 1
+
+
+def drop_fins_acking(lab: Lab, towards: str, name: str, raw_ack: int) -> None:
+    """Drop FIN segments arriving at `towards` whose acknowledgment number is `raw_ack` (absolute), e.g. the
+    peer's FINs that acknowledge `towards`' own FIN; other FINs pass. Lets a case make FINs cross
+    deterministically (lab.drop() only matches flags). Remove with lab.undrop(towards, name)."""
+    lab.faults[towards].drop(name, f"tcp flags & fin == fin tcp ackseq {raw_ack % 2**32}")

@@ -13,6 +13,7 @@ import pytest
 from conformance.support_claims import (
     TCP_RTO_MIN_S,
     Track,
+    drop_fins_acking,
     orphan_fin_wait1_model,
     orphan_retries_effective,
 )
@@ -461,8 +462,9 @@ def test_last_ack_not_reached_in_simultaneous_close(pair):
     sides go FIN_WAIT1 -> CLOSING -> TIME_WAIT and neither passes LAST_ACK.
 
     tcp_close_state() maps CLOSE_WAIT to LAST_ACK and ESTABLISHED to FIN_WAIT1; a FIN arriving in FIN_WAIT1
-    gives CLOSING (tcp_fin). FINs are held back until both sides closed, then pure ACKs until both are
-    CLOSING, so the FINs cross."""
+    gives CLOSING (tcp_fin). FINs are held back until both sides closed; then the original FINs are replayed
+    and, until both are CLOSING, only FINs that do not acknowledge the receiver's FIN pass (no pure ACKs), so
+    the FINs cross on every run."""
     track = Track(pair, "client", "server")
     for side in ("server", "client"):
         pair.drop(towards=side, name="fins", has="F")
@@ -471,12 +473,18 @@ def test_last_ack_not_reached_in_simultaneous_close(pair):
     cfin = pair.wire.expect("client", "FA", within=PROMPT_S)
     sfin = pair.wire.expect("server", "FA", within=PROMPT_S, since=cfin.ts)
     track.poll(until=lambda st: st["client"].state == st["server"].state == "FIN_WAIT1")
+    own_fin_acked = {"client": cfin.raw_seq + 1, "server": sfin.raw_seq + 1}
     for side in ("server", "client"):
         pair.drop(towards=side, name="acks", exactly="A")
+        drop_fins_acking(pair, side, "fins-acking-ours", own_fin_acked[side])
         pair.undrop(towards=side, name="fins")
+    # deliver the held-back original FINs (a retransmission may already acknowledge the other side's FIN)
+    pair.inject("server", "FA", seq=sfin.raw_seq, ack=sfin.raw_ack)
+    pair.inject("client", "FA", seq=cfin.raw_seq, ack=cfin.raw_ack)
     track.poll(2.0, until=lambda st: st["client"].state == st["server"].state == "CLOSING")
     for side in ("server", "client"):
         pair.undrop(towards=side, name="acks")
+        pair.undrop(towards=side, name="fins-acking-ours")
     track.poll(3.0, until=lambda st: st["client"].state == st["server"].state == "TIME_WAIT")
     for side in ("client", "server"):
         assert track.seen[side][-3:] == ["FIN_WAIT1", "CLOSING", "TIME_WAIT"], track.seen
