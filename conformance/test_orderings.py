@@ -6,7 +6,7 @@ import socket
 
 import pytest
 
-from conformance.support_orderings import pinned_probes, replay  # noqa: F401  (autouse fixture)
+from conformance.support_orderings import replay
 from fixtures.references import reference
 from fixtures.tolerance import PROMPT_S, timer_window
 

@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from conformance.support_orderings import connect, pinned_probes, signal_blocked  # noqa: F401  (autouse fixture)
+from conformance.support_orderings import connect, signal_blocked
 from fixtures.references import reference
 from fixtures.states import GONE
 from fixtures.tolerance import PROMPT_S, prompt_window
