@@ -1,10 +1,9 @@
 """Helpers for the article's-claims cases (conformance/test_claims.py).
 
-`Track` polls sock_diag from the test's own thread. The harness's background Sampler thread cannot be
-trusted here: pyroute2 0.9 opens its netlink socket per *thread*, lazily, in the calling thread's network
-namespace, so the sampler thread (which never enters a test namespace) reads the host's sockets and records
-every watched socket as gone. `Track` stops that thread (Sampler.stop(), public) and keeps its own ordered
-list of the states each side was seen in; its reads also go to the lab's timeline through `lab.state()`.
+`Track` polls sock_diag from the test's own thread every 2 ms and keeps, per side, the ordered list of states
+it saw (short states such as CLOSING are caught between two actions); its reads also go to the lab's
+timeline through `lab.state()`. (It was written when the harness's sampler thread read the host's sock_diag,
+fixed in 11fe280; it no longer stops that thread.)
 """
 
 from __future__ import annotations
@@ -20,7 +19,6 @@ POLL_S = 0.002
 
 class Track:
     def __init__(self, lab: Lab, *sides: str) -> None:
-        lab.sampler.stop()
         self.lab = lab
         self.sides = list(sides)
         self.seen: dict[str, list[str]] = {s: [] for s in sides}

@@ -2,7 +2,7 @@
 
 Each case quotes the claim, drives real sockets through the scenario it describes, asserts what Linux does
 (wire, states, timers) and records whether the article was right. States are polled from the test's thread
-(support_claims.Track) because the harness's sampler thread reads the host's sock_diag (see that module).
+(support_claims.Track) so that each case can assert the exact order of states it went through.
 """
 
 import socket
