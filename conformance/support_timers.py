@@ -1,30 +1,17 @@
-"""Support for the timer areas (test_timers.py, test_time_wait.py): a repaired state probe, and the model of a
-series of exponentially backed-off retransmissions. Candidates for fixtures/ once reviewed.
+"""Support for the timer areas (test_timers.py, test_time_wait.py): the model of a series of exponentially
+backed-off retransmissions, and small helpers. Candidates for fixtures/ once reviewed.
 
-1. `repair_state_probes(lab)` (and the `lab`/`pair` fixtures below, which apply it) works around a harness
-   bug: pyroute2 0.9 keeps one netlink socket *per thread* (NetlinkSocket.socket is a threading.local,
-   created lazily in the calling thread's current network namespace; pyroute2/netlink/core.py). The
-   StateProbe's DiagSocket was created inside the test namespace on the main thread, but the Sampler's
-   background thread lives in the host namespace, so its first query silently opened a second sock_diag
-   socket *in the host namespace* and from then on sampled the host's sockets: the timeline shows the
-   test's sockets as CLOSED every 10 ms, alternating with the (correct) main-thread reads. The repair gives
-   every thread its own DiagSocket, opened inside the probe's namespace.
-
-2. The retransmission model (`rto_series`, `orphan_deadline_s`): Linux's RTO timer doubles from icsk_rto
-   (tcp_retransmit_timer(): icsk_rto = min(icsk_rto << 1, tcp_rto_max)), but a lone FIN in flight is first
-   re-sent by a tail-loss probe (tcp_schedule_loss_probe(): PTO = 2*srtt + tcp_rto_min when one segment is
-   out, clamped to the RTO) which does not back off, so the gaps are R, R, 2R, 4R, ... And the retry limits
-   (tcp_retries2, tcp_orphan_retries) are not counts: retransmits_timed_out() compares the time since the
-   first retransmission with tcp_model_timeout(boundary, TCP_RTO_MIN), i.e. (2^(boundary+1) - 1) * 200 ms
-   (linear past TCP_RTO_MAX), whatever the connection's real RTO.
+The retransmission model (`rto_series`, `model_timeout_s`, `death_after_series`): Linux's RTO timer
+doubles from icsk_rto (tcp_retransmit_timer(): icsk_rto = min(icsk_rto << 1, tcp_rto_max)), but a lone FIN
+in flight is first re-sent by a tail-loss probe (tcp_schedule_loss_probe(): PTO = 2*srtt + tcp_rto_min when
+one segment is out, clamped to the RTO) which does not back off, so the gaps are R, R, 2R, 4R, ... And the
+retry limits (tcp_retries2, tcp_orphan_retries) are not counts: retransmits_timed_out() compares the time
+since the first RTO retransmission (tp->retrans_stamp; the TLP does not set it) with
+tcp_model_timeout(boundary, TCP_RTO_MIN), i.e. (2^(boundary+1) - 1) * 200 ms (linear past TCP_RTO_MAX),
+whatever the connection's real RTO.
 """
 
 from __future__ import annotations
-
-import threading
-
-import pytest
-from pyroute2 import DiagSocket
 
 from fixtures.lab import Lab
 from fixtures.tolerance import JIFFY_S, Window, chain_window
@@ -35,58 +22,7 @@ TCP_TIMEWAIT_LEN_S = 60.0  # include/net/tcp.h TCP_TIMEWAIT_LEN
 TCP_FIN_TIMEOUT_MAX_S = 120  # include/net/tcp.h TCP_FIN_TIMEOUT_MAX (the TCP_LINGER2 cap)
 
 
-# 1. state probe repair -------------------------------------------------------------------------------
-
-def repair_state_probes(lab: Lab) -> None:
-    """Make every StateProbe of `lab` answer from its own namespace whatever thread asks (see above)."""
-    for side, probe in lab.probes.items():
-        ns = lab.namespaces[side]
-        local = threading.local()
-        opened: list[DiagSocket] = []
-        lock = threading.Lock()
-
-        def sockets(probe=probe, ns=ns, local=local, opened=opened, lock=lock) -> list[dict]:
-            diag = getattr(local, "diag", None)
-            if diag is None:
-                with ns.inside():
-                    diag = DiagSocket()
-                    diag.bind()
-                local.diag = diag
-                with lock:
-                    opened.append(diag)
-            return list(diag.get_sock_stats(family=probe.af))
-
-        original_close = probe.close
-
-        def close(original_close=original_close, opened=opened, lock=lock) -> None:
-            original_close()
-            with lock:
-                for diag in opened:
-                    diag.close()
-                opened.clear()
-
-        probe.sockets = sockets  # type: ignore[method-assign]
-        probe.close = close  # type: ignore[method-assign]
-    # Anything the sampler thread recorded before the repair came from the host namespace: drop it.
-    with lab.sampler._lock:
-        lab.sampler.timeline.clear()
-        lab.sampler._last.clear()
-
-
-@pytest.fixture
-def lab(lab: Lab) -> Lab:
-    """The plugin's `lab`, with state probes that answer from the test namespaces in every thread."""
-    repair_state_probes(lab)
-    return lab
-
-
-@pytest.fixture
-def pair(lab: Lab) -> Lab:
-    """The plugin's `pair` (listen, connect, accept) on the repaired `lab`."""
-    return lab.connect()
-
-
-# 2. retransmission series ---------------------------------------------------------------------------------
+# retransmission series ---------------------------------------------------------------------------------
 
 def rto_series(rto_s: float, count: int, tlp: bool = True, rto_max_s: float = TCP_RTO_MAX_S) -> list[float]:
     """Expected offsets (s) of `count` retransmissions of a lone segment sent at 0, with RTO `rto_s`.

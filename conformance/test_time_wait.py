@@ -6,13 +6,9 @@ import time
 
 import pytest
 
-from conformance import support_timers
 from conformance.support_timers import TCP_TIMEWAIT_LEN_S, tcp_sysctl_present
 from fixtures.references import reference
 from fixtures.tolerance import JIFFY_S, POLL_S, PROMPT_S, timer_window
-
-lab = support_timers.lab  # the plugin's fixtures with the state-probe repair (see support_timers)
-pair = support_timers.pair
 
 
 def _close_active_then_passive(lab):

@@ -10,7 +10,6 @@ import time
 
 import pytest
 
-from conformance import support_timers
 from conformance.support_timers import (
     TCP_FIN_TIMEOUT_MAX_S,
     TCP_TIMEWAIT_LEN_S,
@@ -24,9 +23,6 @@ from conformance.support_timers import (
 )
 from fixtures.references import by_kernel, reference
 from fixtures.tolerance import PROMPT_S, chain_window, timer_window
-
-lab = support_timers.lab  # the plugin's fixtures with the state-probe repair (see support_timers)
-pair = support_timers.pair
 
 RTO_MIN_SYSCTL = "net.ipv4.tcp_rto_min_us"  # per-namespace since 6.11
 
