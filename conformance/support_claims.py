@@ -57,34 +57,3 @@ class Track:
 
     def first_seen(self, side: str, state: str) -> float:
         return self.first[(side, state)]
-
-
-TCP_RTO_MIN_S = 0.200  # include/net/tcp.h TCP_RTO_MIN (HZ/5): the base of tcp_model_timeout(), not the sysctl
-
-
-def orphan_retries_effective(sysctl_value: int) -> int:
-    """tcp_orphan_retries(): 0 means 8 for a socket whose RTO is still below TCP_RTO_MAX ("alive")."""
-    return 8 if sysctl_value == 0 else sysctl_value
-
-
-def orphan_fin_wait1_model(retries: int, rto_s: float) -> tuple[int, float]:
-    """How an orphaned FIN_WAIT1 with a silent peer ends, per net/ipv4/tcp_timer.c tcp_write_timeout():
-    at each RTO expiry after the first RTO retransmission, retransmits_timed_out() compares the time since
-    that retransmission (retrans_stamp) with tcp_model_timeout(retries, TCP_RTO_MIN) =
-    (2^(retries+1) - 1) * 200 ms; once reached, tcp_write_err() frees the socket, sending nothing.
-    Returns (RTO retransmissions, seconds from the first RTO retransmission to the end)."""
-    budget = ((2 << retries) - 1) * TCP_RTO_MIN_S
-    retransmissions, elapsed, backoff = 1, 0.0, rto_s
-    while True:
-        backoff *= 2  # inet_csk_reset_xmit_timer(..., icsk_rto << backoff)
-        elapsed += backoff
-        if elapsed >= budget:
-            return retransmissions, elapsed
-        retransmissions += 1
-
-
-def drop_fins_acking(lab: Lab, towards: str, name: str, raw_ack: int) -> None:
-    """Drop FIN segments arriving at `towards` whose acknowledgment number is `raw_ack` (absolute), e.g. the
-    peer's FINs that acknowledge `towards`' own FIN; other FINs pass. Lets a case make FINs cross
-    deterministically (lab.drop() only matches flags). Remove with lab.undrop(towards, name)."""
-    lab.faults[towards].drop(name, f"tcp flags & fin == fin tcp ackseq {raw_ack % 2**32}")

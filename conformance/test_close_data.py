@@ -7,19 +7,12 @@ import errno
 
 import pytest
 
-from conformance.support_linger import connect_nonblocking, fill, probes_in_namespace, small_window_pair
+from conformance.support_linger import fill, small_window_pair
 from fixtures.lab import SERVER_PORT
 from fixtures.references import claim, reference
 from fixtures.tolerance import PROMPT_S, prompt_window, timer_window
 
 SYNACK_TIMEOUT_S = 1.0  # include/net/tcp.h TCP_TIMEOUT_INIT: the first SYN-ACK retransmission
-
-
-@pytest.fixture
-def lab(lab):  # type: ignore[no-untyped-def]
-    """The harness's lab, with sock_diag read inside the test namespaces from every thread (see
-    conformance/support_linger.py: the background sampler otherwise reads the host's sockets)."""
-    return probes_in_namespace(lab)
 
 
 def _outcome(call) -> str:  # type: ignore[no-untyped-def]
@@ -174,7 +167,7 @@ def test_close_in_syn_sent_sends_nothing(lab, linger):
     TCPAbortOnData. The SYN-ACK is dropped at the client so the socket stays in SYN_SENT."""
     lab.listen()
     lab.drop(towards="client", name="syn-ack", has="S")
-    client = connect_nonblocking(lab)
+    client = lab.start_connect()
     lab.wire.expect("client", "S", within=PROMPT_S)
     lab.wire.expect("server", "SA", within=PROMPT_S)
     lab.expect_state("client", "SYN_SENT", timer="retrans")
@@ -202,7 +195,7 @@ def test_late_syn_ack_after_close_in_syn_sent_gets_rst(lab, late_synack):
     TCP_TIMEOUT_INIT (1 s), the first SYN-ACK having been dropped at the client."""
     lab.listen()
     lab.drop(towards="client", name="syn-ack", has="S")
-    client = connect_nonblocking(lab)
+    client = lab.start_connect()
     lab.wire.expect("client", "S", within=PROMPT_S)
     synack = lab.wire.expect("server", "SA", within=PROMPT_S)
     client.close()

@@ -8,20 +8,13 @@ import time
 
 import pytest
 
-from conformance.support_linger import Holder, dup_endpoint, fill, probes_in_namespace, small_window_pair
+from conformance.support_linger import Holder, fill, small_window_pair
 from fixtures.lab import SERVER_PORT
 from fixtures.references import reference
 from fixtures.tolerance import PROMPT_S, prompt_window, timer_window
 
 LINGER_S = 1  # SO_LINGER counts whole seconds: 1 s is the shortest lingering close
 READ_AFTER_S = 0.3  # a peer that reads its queue this long after close() started
-
-
-@pytest.fixture
-def lab(lab):  # type: ignore[no-untyped-def]
-    """The harness's lab, with sock_diag read inside the test namespaces from every thread (see
-    conformance/support_linger.py: the background sampler otherwise reads the host's sockets)."""
-    return probes_in_namespace(lab)
 
 
 # --- SO_LINGER {1,0}: abortive close ---------------------------------------------------------------
@@ -263,7 +256,7 @@ def test_linger_applies_only_on_the_last_close_of_a_dup(pair, linger_s):
     inet_release() -> tcp_close(). So the first close() returns at once with the connection untouched
     (ESTABLISHED, nothing on the wire), and SO_LINGER acts on the last: RST for {1,0}, FIN and a blocking
     close() for {1,N} (peer blackholed)."""
-    dup = dup_endpoint(pair, pair.client, "client-dup")
+    dup = pair.dup(pair.client, "client-dup")
     pair.drop(towards="server", name="blackhole")
     pair.client.set_linger(True, linger_s)
     pair.client.close()

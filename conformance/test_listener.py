@@ -1,19 +1,11 @@
 """Listening sockets: what closing (or shutting down) a listener does to the connections queued on it, and what
 a full accept queue does to new ones. Several clients share one wire here, so segments are matched per
-connection (client port) with conformance/support_listener.py."""
+connection (client port) with `lab.wire.conn(port)`."""
 
 import time
 
 import pytest
 
-from conformance.support_listener import (
-    call_errno,
-    expect_none_on,
-    expect_on,
-    on,
-    start_connect,
-    watch_child,
-)
 from fixtures.lab import SERVER_PORT
 from fixtures.references import by_kernel, reference
 from fixtures.tolerance import PROMPT_S, prompt_window, timer_window
@@ -33,7 +25,7 @@ REQUEST_SOCK_ON_LISTENER_CLOSE = by_kernel({
 def queue_established_children(lab, n=QUEUED):
     """n clients whose handshakes completed into the accept queue, none accepted; returns (clients, children)."""
     clients = [lab.connect_client(name=f"queued{i}") for i in range(n)]
-    children = [watch_child(lab, c) for c in clients]
+    children = [lab.watch_peer(c) for c in clients]
     for child in children:
         lab.wait_state(child, "ESTABLISHED", within=PROMPT_S)
     assert lab.state("listener").rqueue == n, "sock_diag reports the accept queue length as the listener's rqueue"
@@ -43,8 +35,8 @@ def queue_established_children(lab, n=QUEUED):
 def half_open(lab, name):
     """A client whose final handshake ACK never reaches the server: ESTABLISHED on the client, a request sock
     (reported as SYN_RECV) on the server. Needs a drop rule on pure ACKs towards the server."""
-    client = start_connect(lab, name)
-    request = watch_child(lab, client)
+    client = lab.start_connect(name)
+    request = lab.watch_peer(client)
     lab.wait_state(name, "ESTABLISHED", within=PROMPT_S)
     lab.wait_state(request, "SYN_RECV", within=PROMPT_S)
     return client, request
@@ -74,9 +66,9 @@ def test_close_resets_every_unaccepted_child(lab, linger):
     closed = lab.log.last("listener", "close")
     lab.expect_duration("close() of the listener", closed.t, closed.t_end, prompt_window(), "syscall")
     for client, child in zip(clients, children, strict=True):
-        expect_on(lab, client.port, "server", "RA", within=PROMPT_S, since=closed.t,
+        lab.wire.conn(client.port).expect("server", "RA", within=PROMPT_S, since=closed.t,
                   why="inet_child_forget() -> tcp_disconnect() resets an ESTABLISHED child")
-        expect_none_on(lab, client.port, "server", has="F", during=0.1, since=closed.t)
+        lab.wire.conn(client.port).expect_no("server", has="F", during=0.1, since=closed.t)
         lab.wait_gone(child, within=PROMPT_S)
         lab.wait_gone(client.name, within=PROMPT_S, why="the client socket is closed by the RST")
     lab.wait_gone("listener", within=PROMPT_S)
@@ -100,14 +92,14 @@ def test_client_of_a_reset_child_sees_econnreset_once(lab):
     lab.listener.close()
     closed = lab.log.last("listener", "close")
     for client in (reader, writer):
-        expect_on(lab, client.port, "server", "RA", within=PROMPT_S, since=closed.t)
+        lab.wire.conn(client.port).expect("server", "RA", within=PROMPT_S, since=closed.t)
         lab.wait_gone(client.name, within=PROMPT_S)
-    assert call_errno(reader, "recv", 100) == "ECONNRESET", "first recv() after the RST"
+    assert reader.errno_of("recv", 100) == "ECONNRESET", "first recv() after the RST"
     assert reader.recv(100) == b"", "second recv() after the RST returns EOF"
-    assert call_errno(writer, "send", b"x") == "ECONNRESET", "first send() after the RST"
-    assert call_errno(writer, "send", b"x") == "EPIPE", "second send() after the RST"
+    assert writer.errno_of("send", b"x") == "ECONNRESET", "first send() after the RST"
+    assert writer.errno_of("send", b"x") == "EPIPE", "second send() after the RST"
     for client in (reader, writer):
-        expect_none_on(lab, client.port, "client", during=0.05, since=closed.t,
+        lab.wire.conn(client.port).expect_no("client", during=0.05, since=closed.t,
                        why="a reset socket sends nothing, not even for the failed send()")
 
 
@@ -125,8 +117,8 @@ def test_accepted_child_survives_listener_close(lab):
     queued, _children = queue_established_children(lab, n=1)
     lab.listener.close()
     closed = lab.log.last("listener", "close")
-    expect_on(lab, queued[0].port, "server", "RA", within=PROMPT_S, since=closed.t)
-    expect_none_on(lab, accepted_client.port, "server", during=0.1, since=closed.t,
+    lab.wire.conn(queued[0].port).expect("server", "RA", within=PROMPT_S, since=closed.t)
+    lab.wire.conn(accepted_client.port).expect_no("server", during=0.1, since=closed.t,
                    why="nothing is sent on the accepted connection")
     lab.expect_state("server", "ESTABLISHED")
     lab.expect_state("accepted-client", "ESTABLISHED")
@@ -135,7 +127,7 @@ def test_accepted_child_survives_listener_close(lab):
     accepted_client.sendall(b"me too")
     assert server.recv_exactly(6) == b"me too"
     accepted_client.close()
-    expect_on(lab, accepted_client.port, "client", "FA", within=PROMPT_S, since=lab.log.last().t)
+    lab.wire.conn(accepted_client.port).expect("client", "FA", within=PROMPT_S, since=lab.log.last().t)
     lab.wait_state("server", "CLOSE_WAIT", within=PROMPT_S)
 
 
@@ -151,18 +143,18 @@ def test_unaccepted_child_with_unread_data_is_reset_acknowledging_it(lab):
     lab.listen()
     (client,), (child,) = queue_established_children(lab, n=1)
     client.sendall(b"d" * 1000)
-    data = expect_on(lab, client.port, "client", has="A", within=PROMPT_S, since=lab.log.last().t)
+    data = lab.wire.conn(client.port).expect("client", has="A", within=PROMPT_S, since=lab.log.last().t)
     assert data.length == 1000
-    expect_on(lab, client.port, "server", "A", within=PROMPT_S, since=data.ts, why="the child acknowledges it")
+    lab.wire.conn(client.port).expect("server", "A", within=PROMPT_S, since=data.ts, why="the child acknowledges it")
     deadline = time.time() + PROMPT_S
     while lab.state(child).rqueue != 1000 and time.time() < deadline:
         time.sleep(0.002)
     assert lab.state(child).rqueue == 1000, "the 1000 bytes wait in the unaccepted child's receive queue"
     lab.listener.close()
-    rst = expect_on(lab, client.port, "server", "RA", within=PROMPT_S, since=lab.log.last().t)
+    rst = lab.wire.conn(client.port).expect("server", "RA", within=PROMPT_S, since=lab.log.last().t)
     assert rst.raw_ack == (data.raw_seq + data.length) % 2**32, "the RST acknowledges all 1000 bytes"
     lab.wait_gone(child, within=PROMPT_S)
-    assert call_errno(client, "recv", 100) == "ECONNRESET"
+    assert client.errno_of("recv", 100) == "ECONNRESET"
     lab.expect_nstat("server", "TcpExtTCPAbortOnClose", 0, why="tcp_disconnect(), not __tcp_close()")
 
 
@@ -185,7 +177,7 @@ def test_half_open_request_outlives_listener_close_silently(lab):
     lab.listen()
     lab.drop(towards="server", name="final-handshake-ack", exactly="A")
     client, request = half_open(lab, "half-open")
-    synack = expect_on(lab, client.port, "server", "SA", within=PROMPT_S, since=lab.t0)
+    synack = lab.wire.conn(client.port).expect("server", "SA", within=PROMPT_S, since=lab.t0)
     lab.listener.close()
     closed = lab.log.last("listener", "close")
     lab.wait_gone("listener", within=PROMPT_S)
@@ -193,16 +185,16 @@ def test_half_open_request_outlives_listener_close_silently(lab):
     gone = lab.wait_gone(request, within=TIMEOUT_INIT_S + 0.5)
     lab.expect_duration("request sock lifetime after its SYN-ACK", synack.ts, gone,
                         timer_window(TIMEOUT_INIT_S, "sock_diag"), "sock_diag")
-    expect_none_on(lab, client.port, "server", during=gone - closed.t + 0.05, since=closed.t,
+    lab.wire.conn(client.port).expect_no("server", during=gone - closed.t + 0.05, since=closed.t,
                    why="no RST and no SYN-ACK retransmission for a request whose listener is gone")
     lab.expect_state("half-open", "ESTABLISHED", why="the client was never told")
     client.sock.setblocking(True)
     client.send(b"hello")
-    sent = expect_on(lab, client.port, "client", "PA", within=PROMPT_S, since=lab.log.last().t)
-    rst = expect_on(lab, client.port, "server", "R", within=PROMPT_S, since=sent.ts)
+    sent = lab.wire.conn(client.port).expect("client", "PA", within=PROMPT_S, since=lab.log.last().t)
+    rst = lab.wire.conn(client.port).expect("server", "R", within=PROMPT_S, since=sent.ts)
     assert rst.raw_seq == sent.raw_ack, "a reset for no connection takes its seq from the segment's ack"
     lab.wait_gone("half-open", within=PROMPT_S)
-    assert call_errno(client, "recv", 100) == "ECONNRESET"
+    assert client.errno_of("recv", 100) == "ECONNRESET"
     lab.expect_states_seen(request, ["SYN_RECV", "CLOSED"])
 
 
@@ -223,12 +215,12 @@ def test_half_open_client_sending_before_request_expires_gets_rst(lab):
     lab.expect_state(request, "SYN_RECV")
     client.sock.setblocking(True)
     client.send(b"hello")
-    sent = expect_on(lab, client.port, "client", "PA", within=PROMPT_S, since=lab.log.last().t)
-    rst = expect_on(lab, client.port, "server", "R", within=PROMPT_S, since=sent.ts)
+    sent = lab.wire.conn(client.port).expect("client", "PA", within=PROMPT_S, since=lab.log.last().t)
+    rst = lab.wire.conn(client.port).expect("server", "R", within=PROMPT_S, since=sent.ts)
     assert rst.raw_seq == sent.raw_ack
     lab.wait_gone(request, within=PROMPT_S, why="dropped by the segment, long before its SYN-ACK timer")
     lab.wait_gone("half-open", within=PROMPT_S)
-    assert call_errno(client, "recv", 100) == "ECONNRESET"
+    assert client.errno_of("recv", 100) == "ECONNRESET"
     lab.expect_nstat("server", "TcpOutRsts", 1)
 
 
@@ -244,17 +236,17 @@ def test_syn_to_full_accept_queue_is_dropped_even_with_abort_on_overflow(lab):
     lab.sysctl("net.ipv4.tcp_abort_on_overflow", 1, sides=("server",))
     lab.listen(backlog=0)
     lab.connect_client(name="queued")
-    late = start_connect(lab, "late")
-    syn = expect_on(lab, late.port, "client", "S", within=PROMPT_S, since=lab.log.last().t)
-    expect_none_on(lab, late.port, "server", during=0.2, since=syn.ts, why="no SYN-ACK and no RST")
+    late = lab.start_connect("late")
+    syn = lab.wire.conn(late.port).expect("client", "S", within=PROMPT_S, since=lab.log.last().t)
+    lab.wire.conn(late.port).expect_no("server", during=0.2, since=syn.ts, why="no SYN-ACK and no RST")
     lab.expect_state("late", "SYN_SENT")
     lab.expect_nstat("server", "TcpExtListenOverflows", 1)
     lab.expect_nstat("server", "TcpExtListenDrops", 1)
     lab.accept(name="server")
     window = timer_window(TIMEOUT_INIT_S, "wire")
-    again = expect_on(lab, late.port, "client", "S", within=window.high_s, since=syn.ts + 1e-6)
+    again = lab.wire.conn(late.port).expect("client", "S", within=window.high_s, since=syn.ts + 1e-6)
     lab.expect_duration("SYN retransmission after the dropped SYN", syn.ts, again.ts, window, "wire")
-    expect_on(lab, late.port, "server", "SA", within=PROMPT_S, since=again.ts)
+    lab.wire.conn(late.port).expect("server", "SA", within=PROMPT_S, since=again.ts)
     lab.wait_state("late", "ESTABLISHED", within=PROMPT_S)
     lab.expect_nstat("server", "TcpExtListenOverflows", 1)
 
@@ -283,7 +275,7 @@ def test_handshake_completion_into_full_accept_queue(lab, mode):
     lab.drop(towards="server", name="final-handshake-ack", exactly="A")
     filler, filler_req = half_open(lab, "queued1")
     late, late_req = half_open(lab, "late")
-    first_synack = expect_on(lab, late.port, "server", "SA", within=PROMPT_S, since=lab.t0)
+    first_synack = lab.wire.conn(late.port).expect("server", "SA", within=PROMPT_S, since=lab.t0)
     lab.undrop(towards="server", name="final-handshake-ack")
     filler.sock.setblocking(True)
     filler.send(b"fill")
@@ -291,28 +283,28 @@ def test_handshake_completion_into_full_accept_queue(lab, mode):
     assert lab.state("listener").rqueue == 2, "the accept queue is full"
     late.sock.setblocking(True)
     late.send(b"late")
-    sent = expect_on(lab, late.port, "client", "PA", within=PROMPT_S, since=lab.log.last().t)
+    sent = lab.wire.conn(late.port).expect("client", "PA", within=PROMPT_S, since=lab.log.last().t)
     if abort:
-        rst = expect_on(lab, late.port, "server", "R", within=PROMPT_S, since=sent.ts,
+        rst = lab.wire.conn(late.port).expect("server", "R", within=PROMPT_S, since=sent.ts,
                         why="tcp_abort_on_overflow=1: embryonic_reset")
         assert rst.raw_seq == sent.raw_ack
         lab.wait_gone(late_req, within=PROMPT_S)
         lab.wait_gone("late", within=PROMPT_S)
-        assert call_errno(late, "recv", 100) == "ECONNRESET"
+        assert late.errno_of("recv", 100) == "ECONNRESET"
         lab.expect_nstat("server", "TcpExtListenOverflows", 1)
         lab.expect_nstat("server", "TcpExtListenDrops", 1)
         lab.expect_nstat("server", "TcpExtEmbryonicRsts", 1, why="tcp_check_req() dropped the reset request")
         return
-    expect_none_on(lab, late.port, "server", has="R", during=PROMPT_S, since=sent.ts,
+    lab.wire.conn(late.port).expect_no("server", has="R", during=PROMPT_S, since=sent.ts,
                    why="tcp_abort_on_overflow=0: the segment is dropped, no RST")
     lab.expect_state(late_req, "SYN_RECV", timer="retrans", why="the request stays, marked acked")
     lab.expect_state("late", "ESTABLISHED", why="the client does not know")
     assert late.tcp_info()["unacked"] == 1, "the client's data is still unacknowledged"
     window = timer_window(TIMEOUT_INIT_S, "wire")
-    resent = expect_on(lab, late.port, "server", "SA", within=window.high_s, since=first_synack.ts + 1e-6)
+    resent = lab.wire.conn(late.port).expect("server", "SA", within=window.high_s, since=first_synack.ts + 1e-6)
     lab.expect_duration("SYN-ACK retransmission of the overflowed request", first_synack.ts, resent.ts,
                         window, "wire")
-    assert len(on(lab, late.port, "client", has="P", since=sent.ts)) >= 2, "the client retransmitted its data"
+    assert len(lab.wire.conn(late.port).all("client", has="P", since=sent.ts)) >= 2, "the client retransmitted its data"
     overflows = lab.nstat_delta()["server"].get("TcpExtListenOverflows", 0)
     assert overflows >= 2, f"each data retransmission overflows again (ListenOverflows grew by {overflows})"
 
@@ -338,16 +330,16 @@ def test_shutdown_of_a_listener(lab, how):
     lab.listener.shutdown(how)
     done = lab.log.last("listener", "shutdown")
     if not stops:
-        expect_none_on(lab, client.port, "server", during=0.1, since=done.t)
+        lab.wire.conn(client.port).expect_no("server", during=0.1, since=done.t)
         lab.expect_state("listener", "LISTEN")
         server = lab.accept(name="server")
         server.sendall(b"ok")
         assert client.recv_exactly(2) == b"ok"
         return
-    expect_on(lab, client.port, "server", "RA", within=PROMPT_S, since=done.t)
+    lab.wire.conn(client.port).expect("server", "RA", within=PROMPT_S, since=done.t)
     lab.wait_gone(child, within=PROMPT_S)
     lab.wait_gone("listener", within=PROMPT_S, why="the listener is in CLOSE, not LISTEN")
-    assert call_errno(client, "recv", 100) == "ECONNRESET"
+    assert client.errno_of("recv", 100) == "ECONNRESET"
     lab.listener.set_nonblocking()
     with pytest.raises(OSError) as accept_error:
         lab.accept(name="server")

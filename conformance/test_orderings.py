@@ -6,7 +6,6 @@ import socket
 
 import pytest
 
-from conformance.support_orderings import replay
 from fixtures.references import reference
 from fixtures.tolerance import PROMPT_S, timer_window
 
@@ -51,7 +50,7 @@ def test_active_close_every_state_on_both_sides(pair, closer):
     pair.expect_duration("FIN resent in FIN_WAIT1 (loss probe)", fin.ts, again.ts, window, "wire")
     ack = pair.wire.expect(peer, "A", ack=fin.seq + 1, within=PROMPT_S, why="dropped as well")
     pair.undrop(towards=closer, name="acks-to-closer")
-    replay(pair, ack)
+    pair.replay(ack)
     pair.wait_state(closer, "FIN_WAIT2", within=PROMPT_S)
     pair.expect_state(closer, "FIN_WAIT2", timer="timewait", why="an orphaned FIN_WAIT2")
 
@@ -66,7 +65,7 @@ def test_active_close_every_state_on_both_sides(pair, closer):
     pair.expect_duration("FIN resent in LAST_ACK (loss probe)", last.ts, again.ts, window, "wire")
     ack = pair.wire.expect(closer, "A", ack=last.seq + 1, within=PROMPT_S, why="TIME_WAIT answers the resent FIN")
     pair.undrop(towards=peer, name="acks-to-peer")
-    replay(pair, ack)
+    pair.replay(ack)
     pair.wait_gone(peer, within=PROMPT_S)
     pair.expect_states_seen(closer, ["ESTABLISHED", "FIN_WAIT1", "FIN_WAIT2", "TIME_WAIT"])
     pair.expect_states_seen(peer, ["ESTABLISHED", "CLOSE_WAIT", "LAST_ACK", "CLOSED"])
@@ -105,7 +104,7 @@ def test_fin_in_fin_wait1_goes_closing(pair, held):
     pair.expect_duration("lost FIN resent (loss probe)", fin.ts, again.ts, window, "wire")
     pair.expect_state(held, "CLOSING")
     pair.undrop(towards=other, name="held-fin")
-    replay(pair, again)
+    pair.replay(again)
     pair.wire.expect(other, "A", ack=fin.seq + 1, within=PROMPT_S)
     pair.wait_state(held, "TIME_WAIT", within=PROMPT_S)
     pair.wait_state(other, "TIME_WAIT", within=PROMPT_S)
@@ -140,8 +139,8 @@ def test_simultaneous_close_crossing_fins_both_closing(pair):
         pair.wait_state(side, "FIN_WAIT1", within=PROMPT_S)
     pair.undrop(towards="server", name="fins-to-server")
     pair.undrop(towards="client", name="fins-to-client")
-    replay(pair, client_fin)
-    replay(pair, server_fin)
+    pair.replay(client_fin)
+    pair.replay(server_fin)
     for side in ("client", "server"):
         pair.wait_state(side, "CLOSING", within=PROMPT_S)
         pair.expect_state(side, "CLOSING", timer="retrans")

@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from conformance.support_orderings import connect, signal_blocked
+from conformance.support_orderings import signal_blocked
 from fixtures.references import reference
 from fixtures.states import GONE
 from fixtures.tolerance import PROMPT_S, prompt_window
@@ -151,7 +151,7 @@ def test_shutdown_unconnected_fails_enotconn_but_latches(lab, how):
     with pytest.raises(OSError) as err:
         lab.client.shutdown(how)
     assert err.value.errno == errno.ENOTCONN
-    connect(lab, "client")
+    lab.connect_endpoint(lab.client)
     lab.server = lab.accept()
     lab.wire.expect("client", "A", within=PROMPT_S, why="the handshake completes as usual")
     lab.expect_state("client", "ESTABLISHED")

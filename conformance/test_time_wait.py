@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from conformance.support_timers import TCP_TIMEWAIT_LEN_S, tcp_sysctl_present
 from fixtures.references import reference
+from fixtures.tcp_model import TCP_TIMEWAIT_LEN_S
 from fixtures.tolerance import JIFFY_S, POLL_S, PROMPT_S, timer_window
 
 
@@ -98,7 +98,7 @@ def test_retransmitted_fin_in_time_wait_is_acked_and_restarts_the_timer(lab):
     The client's ACK of the server's FIN is dropped, so the server (LAST_ACK) re-sends its FIN after ~0.5 s
     (tcp_rto_min_us 500 ms on both sides). tcp_timewait_state_process() answers it with an ACK
     (TCP_TW_ACK) and calls inet_twsk_reschedule(tw, TCP_TIMEWAIT_LEN), as RFC 9293 requires."""
-    if not tcp_sysctl_present(lab, "net.ipv4.tcp_rto_min_us"):
+    if not lab.sysctl_present("net.ipv4.tcp_rto_min_us"):
         pytest.skip("tcp_rto_min_us is absent on this kernel (added in 6.11)")
     lab.connect()
     lab.client.close()

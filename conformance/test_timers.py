@@ -10,25 +10,22 @@ import time
 
 import pytest
 
-from conformance.support_timers import (
+from fixtures.references import by_kernel, reference
+from fixtures.tcp_model import (
     TCP_FIN_TIMEOUT_MAX_S,
     TCP_TIMEWAIT_LEN_S,
     death_after_series,
     model_timeout_s,
     orphan_retries_effective,
-    resends_of,
-    rto_s,
     rto_series,
-    tcp_sysctl_present,
 )
-from fixtures.references import by_kernel, reference
 from fixtures.tolerance import PROMPT_S, chain_window, timer_window
 
 RTO_MIN_SYSCTL = "net.ipv4.tcp_rto_min_us"  # per-namespace since 6.11
 
 
 def _need_rto_min(lab):
-    if not tcp_sysctl_present(lab, RTO_MIN_SYSCTL):
+    if not lab.sysctl_present(RTO_MIN_SYSCTL):
         pytest.skip(f"{RTO_MIN_SYSCTL} is absent on this kernel (added in 6.11)")
 
 
@@ -48,7 +45,7 @@ def _expect_fin_series_then_silent_death(lab, side, fin, rto, deadline_s, why):
     gone = lab.wait_gone(side, within=death * 1.3 + 1.0, why=why)
     lab.expect_duration(f"{side} lifetime from its FIN to its end", fin.ts, gone,
                         chain_window(death, timers=count + 1, source="sock_diag"), "sock_diag", why)
-    resends = resends_of(lab, fin)
+    resends = lab.wire.resends_of(fin)
     if len(resends) != count:
         lab.wire.fail(f"expected {count} retransmissions of {side}'s FIN (a TLP, then RTOs doubling from "
                       f"{rto * 1000:.0f} ms), saw {len(resends)}", why)
@@ -177,7 +174,7 @@ def test_orphaned_fin_wait2_lives_at_least_three_and_a_half_rto(lab):
     a lost one still finds the socket. With tcp_rto_min_us 400 ms the RTO is ~404 ms: ~1.41 s > 1 s."""
     _need_rto_min(lab)
     lab.connect()
-    rto = rto_s(lab.client)
+    rto = lab.client.rto_s()
     floor = 3.5 * rto
     assert floor > 1.0, f"RTO {rto:.3f} s does not put the floor above tcp_fin_timeout"
     lab.client.close()
@@ -240,7 +237,7 @@ def test_orphaned_fin_wait1_blackholed_retransmits_until_orphan_retries_time(lab
     lab.sysctl(RTO_MIN_SYSCTL, rto_min_us)
     lab.sysctl("net.ipv4.tcp_orphan_retries", orphan_retries)
     lab.connect()
-    rto = rto_s(lab.client)
+    rto = lab.client.rto_s()
     lab.drop(towards="server", name="blackhole")
     lab.client.close()
     fin = lab.wire.expect("client", "FA", within=PROMPT_S)
@@ -263,7 +260,7 @@ def test_orphan_retries_zero_means_eight(lab):
     would have ended it (0.6 s after the first RTO), the orphan is still in FIN_WAIT1 and still re-sending."""
     _need_rto_min(lab)
     lab.connect()
-    rto = rto_s(lab.client)
+    rto = lab.client.rto_s()
     lab.drop(towards="server", name="blackhole")
     lab.client.close()
     fin = lab.wire.expect("client", "FA", within=PROMPT_S)
@@ -271,7 +268,7 @@ def test_orphan_retries_zero_means_eight(lab):
     sent_if_one, death_if_one = death_after_series(offsets[1:], model_timeout_s(1))
     watch = chain_window(death_if_one, timers=sent_if_one + 2, source="sock_diag").high_s + 0.1
     time.sleep(max(0.0, fin.ts + watch - time.time()))
-    late = [s for s in resends_of(lab, fin) if s.ts > fin.ts + death_if_one - 0.05]
+    late = [s for s in lab.wire.resends_of(fin) if s.ts > fin.ts + death_if_one - 0.05]
     if not late:
         lab.wire.fail(f"expected a FIN resend after {death_if_one:.3f} s, when tcp_orphan_retries 1 would have "
                       "ended the orphan")
@@ -293,7 +290,7 @@ def test_orphaned_fin_wait1_at_kernel_defaults_lasts_about_104s(pair):
     tcp_orphan_retries 0 means 8: the socket ends at the first RTO timer 102.2 s after the first RTO
     retransmission; with a 204 ms RTO the resends are at 0.2 (TLP), 0.4, 0.8, 1.6, 3.3, 6.5, 13.1, 26.1 and
     52.2 s, and the end comes at ~104.4 s, silently."""
-    rto = rto_s(pair.client)
+    rto = pair.client.rto_s()
     pair.drop(towards="server", name="blackhole")
     pair.client.close()
     fin = pair.wire.expect("client", "FA", within=PROMPT_S)
@@ -315,7 +312,7 @@ def test_last_ack_with_final_ack_lost_retransmits_fin_then_gives_up(lab, how):
     does, and the application learns ETIMEDOUT. Both are 1 here: 0.6 s after the first RTO."""
     _need_rto_min(lab)
     lab.connect()
-    rto = rto_s(lab.server)
+    rto = lab.server.rto_s()
     lab.client.close()
     lab.wait_state("server", "CLOSE_WAIT", within=PROMPT_S)
     lab.drop(towards="server", name="client-pure-acks", exactly="A")
@@ -327,7 +324,7 @@ def test_last_ack_with_final_ack_lost_retransmits_fin_then_gives_up(lab, how):
     lab.wait_state("server", "LAST_ACK", within=PROMPT_S)
     _expect_fin_series_then_silent_death(lab, "server", fin, rto, model_timeout_s(1), "retries 1")
     acks = [s for s in lab.wire.all("client", "A") if s.ts > fin.ts and s.ack == fin.seq + 1]
-    assert len(acks) == 1 + len(resends_of(lab, fin)), "the TIME_WAIT peer should ACK every FIN"
+    assert len(acks) == 1 + len(lab.wire.resends_of(fin)), "the TIME_WAIT peer should ACK every FIN"
     lab.expect_nstat("server", "TcpExtTCPAbortOnTimeout", 1)
     if how == "shutdown-not-orphan":
         assert lab.server.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == errno.ETIMEDOUT
@@ -344,7 +341,7 @@ def test_user_timeout_ends_orphaned_fin_wait1(pair):
     retransmission; the TLP does not set it) with the user timeout instead of tcp_orphan_retries' model,
     and tcp_clamp_rto_to_user_timeout() shortens the last RTO so the end comes on time, silently."""
     user_timeout = 1.0
-    rto = rto_s(pair.client)
+    rto = pair.client.rto_s()
     pair.client.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, int(user_timeout * 1000),
                            "TCP_USER_TIMEOUT 1000")
     pair.drop(towards="server", name="blackhole")
@@ -353,7 +350,7 @@ def test_user_timeout_ends_orphaned_fin_wait1(pair):
     offsets = rto_series(rto, 12)
     end = offsets[1] + user_timeout
     gone = pair.wait_gone("client", within=end * 1.3 + 0.5)
-    resends = resends_of(pair, fin)
+    resends = pair.wire.resends_of(fin)
     expected = [o for o in offsets if o < end]
     if len(resends) != len(expected):
         pair.wire.fail(f"expected {len(expected)} FIN retransmissions before the user timeout, saw {len(resends)}")

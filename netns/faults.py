@@ -41,6 +41,7 @@ class Faults:
     def __init__(self, ns: Namespace) -> None:
         self.ns = ns
         self.rules: dict[str, DropRule] = {}
+        self.removed_counts: dict[str, int] = {}
         self._table = False
 
     def _nft(self, script: str) -> str:
@@ -68,18 +69,23 @@ class Faults:
         self.rules[name] = rule
         return rule
 
-    def drop_flags(self, name: str, has: str = "", exactly: str | None = None) -> DropRule:
+    def drop_flags(self, name: str, has: str = "", exactly: str | None = None, match: str = "") -> DropRule:
         """Drop segments carrying every flag in `has` (e.g. "F"), or exactly the flags in `exactly`
-        (e.g. "A": a bare ACK without PSH, which on these tests is a pure ACK)."""
+        (e.g. "A": a bare ACK without PSH, which on these tests is a pure ACK), that also satisfy the nft
+        expression `match` (e.g. "tcp ackseq 12345")."""
         if exactly is not None:
-            return self.drop(name, f"tcp flags & ({_mask(FLAG_NAMES)}) == {_mask(exactly)}")
-        return self.drop(name, f"tcp flags & ({_mask(has)}) == {_mask(has)}" if has else "")
+            flags = f"tcp flags & ({_mask(FLAG_NAMES)}) == {_mask(exactly)}"
+        else:
+            flags = f"tcp flags & ({_mask(has)}) == {_mask(has)}" if has else ""
+        return self.drop(name, " ".join(part for part in (flags, match) if part))
 
     def blackhole(self, name: str = "blackhole") -> DropRule:
         """Drop every TCP segment arriving in this namespace."""
         return self.drop(name, "")
 
     def remove(self, name: str) -> None:
+        """Delete a rule; what it dropped stays in counters()."""
+        self.removed_counts[name] = self.counters().get(name, 0)
         rule = self.rules.pop(name)
         self._nft(f"delete rule inet {TABLE} pre handle {rule.handle}\n")
 
@@ -93,8 +99,8 @@ class Faults:
     def counters(self) -> dict[str, int]:
         """Packets dropped so far, by rule name."""
         if not self._table:
-            return {}
-        counts: dict[str, int] = {}
+            return dict(self.removed_counts)
+        counts: dict[str, int] = dict(self.removed_counts)
         for rule in self._ruleset():
             for expr in rule.get("expr", []):
                 if "counter" in expr:
