@@ -17,6 +17,10 @@ from fixtures.wire import Wire, WireExpectationError, flag_string, normalize
 from netns.addresses import IPV4, IPV6, check_allowed
 from netns.capture import Frame
 
+# Explicit MACs: scapy would otherwise resolve them through the host's routes and neighbour tables (and may
+# send ARP / neighbour solicitations from the host namespace to do it).
+MAC_A, MAC_B = "02:00:00:00:00:01", "02:00:00:00:00:02"
+
 
 class FakeCapture:
     def __init__(self, frames: list[Frame]) -> None:
@@ -32,7 +36,7 @@ def frame(ts: float, outgoing: bool, flags: str, seq: int, ack: int = 0, payload
     src, dst = (fam.client, fam.server) if outgoing else (fam.server, fam.client)
     ip = IPv6(src=src, dst=dst) if v6 else IP(src=src, dst=dst)
     sport, dport = (40000, 8080) if outgoing else (8080, 40000)
-    pkt = Ether() / ip / TCP(sport=sport, dport=dport, flags=flags, seq=seq, ack=ack) / payload
+    pkt = Ether(src=MAC_A, dst=MAC_B) / ip / TCP(sport=sport, dport=dport, flags=flags, seq=seq, ack=ack) / payload
     return Frame(ts, outgoing, bytes(pkt))
 
 
@@ -185,3 +189,24 @@ def test_fingerprint_changes_with_behaviour():
     rst = _case([("client", "S", 0), ("client", "RA", 0)])
     late = _case([("client", "S", 0), ("client", "FA", 0)], measured=3.0)
     assert len({fingerprint(c)[0] for c in (fin, rst, late)}) == 3
+
+
+def test_two_connections_have_their_own_numbers_and_cursors():
+    t0 = time.time()
+
+    def seg(ts, outgoing, flags, seq, ack, cport):
+        src, dst = (IPV4.client, IPV4.server) if outgoing else (IPV4.server, IPV4.client)
+        pkt = (Ether(src=MAC_A, dst=MAC_B) / IP(src=src, dst=dst)
+               / TCP(sport=cport if outgoing else 8080, dport=8080 if outgoing else cport, flags=flags, seq=seq,
+                     ack=ack))
+        return Frame(ts, outgoing, bytes(pkt))
+
+    cap = FakeCapture([seg(t0, True, "S", 100, 0, 40001), seg(t0 + 0.001, True, "S", 9000, 0, 40002),
+                       seg(t0 + 0.002, False, "SA", 500, 101, 40001), seg(t0 + 0.003, False, "SA", 7000, 9001, 40002),
+                       seg(t0 + 0.004, False, "RA", 7001, 9001, 40002), seg(t0 + 0.005, False, "RA", 501, 101, 40001)])
+    wire = Wire(cap)
+    second = wire.conn(40002).expect("server", "RA", within=1.0, since=t0)
+    first = wire.conn(40001).expect("server", "RA", within=1.0, since=t0)
+    assert (second.client_port, second.seq, second.ack) == (40002, 1, 1)
+    assert (first.client_port, first.seq, first.ack) == (40001, 1, 1)
+    assert [s.index for s in wire.conn(40001).all("server")] == [2, 5]
