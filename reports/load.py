@@ -172,6 +172,8 @@ def _validate_case(case: Any, where: str) -> None:
 def row_key(case: Case) -> str:
     """The case id without its family parameter: one row of the matrix holds all families of a case."""
     base = case["id"].split("[", 1)[0]
+    if "variant" in case:
+        return f"{base}[{case['variant']}]" if case["variant"] else base
     rest = [str(v) for k, v in case["params"].items() if k != "family"]
     return f"{base}[{'-'.join(rest)}]" if rest else base
 

@@ -210,3 +210,11 @@ def test_two_connections_have_their_own_numbers_and_cursors():
     assert (second.client_port, second.seq, second.ack) == (40002, 1, 1)
     assert (first.client_port, first.seq, first.ack) == (40001, 1, 1)
     assert [s.index for s in wire.conn(40001).all("server")] == [2, 5]
+
+
+def test_case_variant_drops_only_the_family():
+    from fixtures.plugin import case_variant
+
+    assert case_variant("close/x[ipv4-linger-off]", "ipv4") == "linger-off"
+    assert case_variant("close/x[SHUT_RD-ipv6-peer-first]", "ipv6") == "SHUT_RD-peer-first"
+    assert case_variant("close/x[ipv6]", "ipv6") == ""
