@@ -9,6 +9,7 @@ the hot path. Timestamps are SO_TIMESTAMPNS (CLOCK_REALTIME, compare with time.t
 from __future__ import annotations
 
 import contextlib
+import os
 import select
 import socket
 import struct
@@ -54,6 +55,7 @@ class Capture:
         self._frames: list[Frame] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        self._wake_r, self._wake_w = os.pipe()  # stop() wakes the drain thread at once
         self.kernel_drops = 0
         self._thread = threading.Thread(target=self._loop, name=f"capture-{ns.name}", daemon=True)
         self._thread.start()
@@ -61,7 +63,7 @@ class Capture:
     def _loop(self) -> None:
         while not self._stop.is_set():
             with contextlib.suppress(OSError, ValueError):
-                select.select([self._sock], [], [], 0.02)
+                select.select([self._sock, self._wake_r], [], [], 0.5)
             self.drain()
 
     def drain(self) -> None:
@@ -87,7 +89,10 @@ class Capture:
     def stop(self) -> list[Frame]:
         if not self._stop.is_set():
             self._stop.set()
+            os.write(self._wake_w, b"x")
             self._thread.join()
+            os.close(self._wake_r)
+            os.close(self._wake_w)
             self.drain()
             with contextlib.suppress(OSError):
                 stats = self._sock.getsockopt(SOL_PACKET, PACKET_STATISTICS, 8)
