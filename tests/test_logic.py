@@ -218,3 +218,16 @@ def test_case_variant_drops_only_the_family():
     assert case_variant("close/x[ipv4-linger-off]", "ipv4") == "linger-off"
     assert case_variant("close/x[SHUT_RD-ipv6-peer-first]", "ipv6") == "SHUT_RD-peer-first"
     assert case_variant("close/x[ipv6]", "ipv6") == ""
+
+
+def test_fingerprint_ignores_call_interleaving_and_loop_counts_but_not_errnos():
+    base = _case([("client", "FA", 0)])
+    calls = [{"side": "server", "call": "recv", "errno": None}, {"side": "client", "call": "close", "errno": None}]
+    a = {**base, "syscalls": calls}
+    b = {**base, "syscalls": [calls[1], calls[0], calls[0]]}
+    c = {**base, "syscalls": [calls[1], {"side": "server", "call": "recv", "errno": "ECONNRESET"}]}
+    assert fingerprint(a)[0] == fingerprint(b)[0] != fingerprint(c)[0]
+
+
+def test_bucket_rounds_expected_values_computed_from_measurements():
+    assert bucket(0.2001, timer_window(0.200032)) == bucket(0.2001, timer_window(0.20016)) == "~0.2s"
