@@ -8,6 +8,7 @@ Segmentation and checksum offloads are switched off so that a captured segment i
 
 from __future__ import annotations
 
+import socket
 import time
 from contextlib import ExitStack
 
@@ -113,5 +114,9 @@ class Topology:
             if pending:
                 time.sleep(0.001)
 
-    def address(self, side: str, family: Family) -> str:
-        return family.client if side == "client" else family.server
+    def listen(self, family: Family, port: int = 8080, backlog: int = 128) -> socket.socket:
+        """A listening TCP socket on the server side (netns-checked), for tests and benches of the topology."""
+        sock = self.server_ns.socket(family.af)
+        sock.bind((family.server, port))
+        sock.listen(backlog)
+        return sock

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
@@ -24,19 +25,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
-def netns_in_use() -> set[str]:
-    """Every network namespace held by any process on the machine: as a thread's namespace or as an fd."""
+def netns_in_use(pids: Iterable[int] | None = None) -> set[str]:
+    """Network namespaces held by these processes (default: every process on the machine), as a thread's
+    namespace or through an fd."""
+    if pids is None:
+        pids = [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()]
     found: set[str] = set()
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        links = []
-        try:
-            links += [t / "ns" / "net" for t in (proc / "task").iterdir()]
-            links += list((proc / "fd").iterdir())
-        except OSError:
-            continue
-        for link in links:
+    for pid in pids:
+        for link in [*Path(f"/proc/{pid}/task").glob("*/ns/net"), *Path(f"/proc/{pid}/fd").glob("*")]:
             try:
                 target = os.readlink(link)
             except OSError:

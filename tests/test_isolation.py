@@ -69,9 +69,7 @@ def test_namespace_sysctl_does_not_touch_the_host():
 def test_topology_passes_traffic_at_once(family):
     fam = FAMILIES[family]
     with Topology() as topo:
-        listener = topo.server_ns.socket(fam.af)
-        listener.bind((fam.server, 8080))
-        listener.listen()
+        listener = topo.listen(fam)
         client = topo.client_ns.socket(fam.af)
         start = time.perf_counter()
         client.connect((fam.server, 8080))
@@ -84,9 +82,7 @@ def test_capture_sees_the_first_syn():
     fam = FAMILIES["ipv4"]
     with Topology() as topo:
         cap = Capture(topo.client_ns, CLIENT_IF)
-        listener = topo.server_ns.socket(fam.af)
-        listener.bind((fam.server, 8080))
-        listener.listen()
+        listener = topo.listen(fam)
         client = topo.client_ns.socket(fam.af)
         t = time.time()
         client.connect((fam.server, 8080))
@@ -133,9 +129,7 @@ def test_state_probe_reads_the_test_namespace_from_any_thread():
 
     fam = FAMILIES["ipv4"]
     with Topology() as topo:
-        listener = topo.server_ns.socket(fam.af)
-        listener.bind((fam.server, 8080))
-        listener.listen()
+        listener = topo.listen(fam)
         probe = StateProbe(topo.server_ns, fam.af)
         seen: list[list[tuple[str, int]]] = []
 

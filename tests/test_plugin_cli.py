@@ -98,19 +98,6 @@ def _children(pid: int) -> set[int]:
     return found
 
 
-def _namespaces_of(pids: set[int]) -> set[str]:
-    held = set()
-    for pid in pids:
-        for link in [*Path(f"/proc/{pid}/task").glob("*/ns/net"), *Path(f"/proc/{pid}/fd").glob("*")]:
-            try:
-                target = os.readlink(link)
-            except OSError:
-                continue
-            if target.startswith("net:["):
-                held.add(target)
-    return held
-
-
 def _host_netns() -> str:
     return os.readlink("/proc/self/ns/net")
 
@@ -141,7 +128,7 @@ def test_nothing_left_after_interrupt(sig, workers, tmp_path):
             assert time.time() < deadline and proc.poll() is None, "the scenario never started"
             time.sleep(0.05)
         tree = _children(proc.pid)
-        held = _namespaces_of(tree) - {_host_netns()}
+        held = netns_in_use(tree) - {_host_netns()}
         assert len(held) >= 2, "each running case holds its two namespaces"
         proc.send_signal(sig)
         proc.wait(timeout=30)
