@@ -231,3 +231,11 @@ def test_fingerprint_ignores_call_interleaving_and_loop_counts_but_not_errnos():
 
 def test_bucket_rounds_expected_values_computed_from_measurements():
     assert bucket(0.2001, timer_window(0.200032)) == bucket(0.2001, timer_window(0.20016)) == "~0.2s"
+
+
+def test_fingerprint_sums_data_runs_and_ignores_psh():
+    one = _case([("client", "A", 1448), ("client", "PA", 1448), ("client", "A", 1448), ("client", "FPA", 100)])
+    two = _case([("client", "PA", 1448), ("client", "A", 2896), ("server", "A", 0), ("client", "FA", 100)])
+    other = _case([("client", "PA", 1448), ("client", "A", 1448), ("client", "FA", 100)])
+    assert fingerprint(one)[0] == fingerprint(two)[0] != fingerprint(other)[0]
+    assert "client>data+4344 client>FA+100" in fingerprint(one)[1]
