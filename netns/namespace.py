@@ -20,6 +20,8 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import TypeVar
 
+from pyroute2 import IPRoute
+
 CLONE_NEWNET = 0x40000000
 SO_NETNS_COOKIE = 71
 
@@ -114,6 +116,12 @@ class HostGuard:
         return cookie
 
 
+def check_fd(fd: int, expected_cookie: int) -> None:
+    """The same guard for a socket held by a library (pyroute2's netlink sockets) by its descriptor."""
+    with socket.socket(fileno=os.dup(fd)) as sock:
+        HostGuard.check_socket(sock, expected_cookie)
+
+
 def _cookie_of_fd_path(path: str) -> int:
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
@@ -189,6 +197,13 @@ class Namespace:
             sock.close()
             raise
         return sock
+
+    @contextlib.contextmanager
+    def iproute(self) -> Iterator[IPRoute]:
+        """A pyroute2 IPRoute whose netlink socket lives in this namespace (checked by cookie)."""
+        with self.inside(), IPRoute() as ipr:
+            check_fd(ipr.fileno(), self.cookie)
+            yield ipr
 
     def run(self, argv: list[str], check: bool = True, input: str | None = None) -> str:
         """Run a command inside the namespace (the child inherits the calling thread's namespace)."""

@@ -12,7 +12,6 @@ import socket
 import time
 from contextlib import ExitStack
 
-from pyroute2 import IPRoute
 from pyroute2.ethtool import Ethtool
 
 from netns.addresses import Family
@@ -64,14 +63,14 @@ class Topology:
     def _build(self) -> None:
         from netns.addresses import IPV4, IPV6
 
-        with self.client_ns.inside(), IPRoute() as ipr:
+        with self.client_ns.iproute() as ipr:
             ipr.link("add", ifname=CLIENT_IF, kind="veth", index=CLIENT_IFINDEX,
                      peer={"ifname": SERVER_IF, "net_ns_fd": self.server_ns.fd})
         self.ifindex = {"client": CLIENT_IFINDEX}
         self.mac: dict[str, str] = {}
         for side, ifname in (("client", CLIENT_IF), ("server", SERVER_IF)):
             ns = self.namespaces[side]
-            with ns.inside(), IPRoute() as ipr:
+            with ns.iproute() as ipr:
                 (idx,) = ipr.link_lookup(ifname=ifname)
                 self.ifindex[side] = idx
                 self.mac[side] = ipr.get_links(idx)[0].get("IFLA_ADDRESS")
@@ -101,7 +100,7 @@ class Topology:
         pending = dict(self.ifindex)
         while pending:
             for side, idx in list(pending.items()):
-                with self.namespaces[side].inside(), IPRoute() as ipr:
+                with self.namespaces[side].iproute() as ipr:
                     link = ipr.get_links(idx)[0]
                     addrs = ipr.get_addr(index=idx)
                 up = link.get("IFLA_OPERSTATE") == "UP" and link.get("IFLA_QDISC") not in (None, "noop")
