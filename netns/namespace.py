@@ -94,9 +94,9 @@ class HostGuard:
     def forbidden(cls) -> frozenset[int]:
         with cls._lock:
             if cls._forbidden is None:
-                cookies = {_cookie_of_fd_path("/proc/self/ns/net")}
+                cookies = {cookie_of_path("/proc/self/ns/net")}
                 with contextlib.suppress(OSError):
-                    cookies.add(_cookie_of_fd_path("/proc/1/ns/net"))
+                    cookies.add(cookie_of_path("/proc/1/ns/net"))
                 cls._forbidden = frozenset(cookies)
             return cls._forbidden
 
@@ -122,7 +122,8 @@ def check_fd(fd: int, expected_cookie: int) -> None:
         HostGuard.check_socket(sock, expected_cookie)
 
 
-def _cookie_of_fd_path(path: str) -> int:
+def cookie_of_path(path: str) -> int:
+    """The cookie of the network namespace behind a path (/proc/PID/ns/net, /proc/PID/fd/N, ...)."""
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
         return _cookie_of_fd(fd)

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from fixtures.plugin import privileged
+from netns.namespace import cookie_of_path
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -25,12 +26,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
-def netns_in_use(pids: Iterable[int] | None = None) -> set[str]:
-    """Network namespaces held by these processes (default: every process on the machine), as a thread's
-    namespace or through an fd."""
+def netns_in_use(pids: Iterable[int] | None = None) -> dict[str, str]:
+    """Network namespaces held by these processes (default: every process), as a thread's namespace or
+    through an fd: inode name ("net:[4026532246]") -> one path that reaches it."""
     if pids is None:
         pids = [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()]
-    found: set[str] = set()
+    found: dict[str, str] = {}
     for pid in pids:
         for link in [*Path(f"/proc/{pid}/task").glob("*/ns/net"), *Path(f"/proc/{pid}/fd").glob("*")]:
             try:
@@ -38,8 +39,20 @@ def netns_in_use(pids: Iterable[int] | None = None) -> set[str]:
             except OSError:
                 continue
             if target.startswith("net:["):
-                found.add(target)
+                found.setdefault(target, str(link))
     return found
+
+
+def netns_cookies_in_use(pids: Iterable[int] | None = None) -> set[int]:
+    """The same namespaces by cookie: inode numbers are reused at once (another test's new namespace can
+    get a freed one), cookies never are."""
+    cookies = set()
+    for path in netns_in_use(pids).values():
+        try:
+            cookies.add(cookie_of_path(path))
+        except OSError:
+            continue  # its holder went away meanwhile
+    return cookies
 
 
 def run_pytest(*args: str, cwd: Path = REPO, timeout: float = 120, **kwargs) -> subprocess.CompletedProcess:

@@ -15,7 +15,7 @@ from netns.capture import Capture
 from netns.faults import Faults
 from netns.namespace import HostGuard, HostNamespaceError, Namespace, socket_netns_cookie
 from netns.topology import CLIENT_IF, Topology
-from tests.conftest import netns_in_use
+from tests.conftest import netns_cookies_in_use
 
 pytestmark = pytest.mark.root
 
@@ -39,10 +39,9 @@ def test_socket_from_another_test_namespace_is_refused():
 def test_namespace_is_new_and_vanishes_when_closed():
     ns = Namespace("t")
     assert ns.cookie not in HostGuard.forbidden()
-    held = os.readlink(f"/proc/self/fd/{ns.fd}")
-    assert held in netns_in_use()
+    assert ns.cookie in netns_cookies_in_use([os.getpid()])
     ns.close()
-    assert held not in netns_in_use()
+    assert ns.cookie not in netns_cookies_in_use()
 
 
 def test_inside_restores_the_calling_threads_namespace():

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, netns_in_use, run_pytest
+from tests.conftest import REPO, netns_cookies_in_use, run_pytest
 
 pytestmark = pytest.mark.root
 ONE_CASE = "conformance/test_close.py::test_close_with_unread_data_sends_rst"
@@ -98,10 +98,6 @@ def _children(pid: int) -> set[int]:
     return found
 
 
-def _host_netns() -> str:
-    return os.readlink("/proc/self/ns/net")
-
-
 def test_nothing_left_after_a_failing_case(tmp_path):
     (tmp_path / "test_scenarios.py").write_text(SCENARIOS)
     proc = run_pytest(str(tmp_path / "test_scenarios.py"), "-k", "fails", "-p", "fixtures.plugin",
@@ -128,7 +124,7 @@ def test_nothing_left_after_interrupt(sig, workers, tmp_path):
             assert time.time() < deadline and proc.poll() is None, "the scenario never started"
             time.sleep(0.05)
         tree = _children(proc.pid)
-        held = netns_in_use(tree) - {_host_netns()}
+        held = netns_cookies_in_use(tree) - netns_cookies_in_use([os.getpid()])
         assert len(held) >= 2, "each running case holds its two namespaces"
         proc.send_signal(sig)
         proc.wait(timeout=30)
@@ -137,7 +133,7 @@ def test_nothing_left_after_interrupt(sig, workers, tmp_path):
             time.sleep(0.1)
         left = [p for p in tree if Path(f"/proc/{p}").exists()]
         assert not left, f"processes left behind: {left}"
-        assert held & netns_in_use() == set(), "namespaces left behind"
+        assert held & netns_cookies_in_use() == set(), "namespaces left behind"
     finally:
         for pid in _children(proc.pid) if proc.poll() is None else set():
             os.kill(pid, signal.SIGKILL)
