@@ -175,6 +175,8 @@ def case_section(run: Run, case: Case) -> str:
         _titled("Syscalls", syscalls_table(case)),
         nstat_and_sysctls(case),
     ]
+    if case.get("notes"):
+        parts.append(_titled("Notes", "".join(f"<p>{esc(n)}</p>" for n in case["notes"])))
     if case["ss"] and o in BAD_OUTCOMES:
         parts.append(f"<h3><code>ss -tanoi</code> at the end of the case</h3><pre>{esc(case['ss'])}</pre>")
     parts.append(pcap_link(run, case))
@@ -194,9 +196,6 @@ def _omitted_note(case: Case, omitted: dict[str, int]) -> str:
         notes.append(f"{omitted['segments']} of {len(case['segments'])} segments, {omitted['state']} state changes "
                      f"and {omitted['call']} syscalls in the middle are not drawn; all segments are listed below "
                      "and in the pcap")
-    if omitted["blips"]:
-        notes.append(f"{omitted['blips']} sampling blips (a socket reported gone, then seen again in the same "
-                     "state) are not drawn; the state timeline lists every sample")
     html = "".join(f"<p class='muted'>{esc(n)}.</p>" for n in notes)
     if omitted["segments"]:
         html += f"<details><summary>all {len(case['segments'])} segments</summary>{segments_table(case)}</details>"

@@ -128,29 +128,18 @@ def receiver(sender: str, present: list[str], endpoints: dict[str, Any] | None =
     return present[-1] if present[0] == sender else present[0]
 
 
-def _state_changes(states: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
-    """State rows worth drawing, and how many sampling blips were left out.
-
-    A row is drawn when the state or the kind of timer of its side changes (a timer counting down is not
-    a change).  A socket reported CLOSED (gone) and then seen again was missed by a sock_diag sample, not
-    closed: that CLOSED row is a blip and is not drawn (the state table keeps every row).
-    """
+def _state_changes(states: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """State rows worth drawing: a row is drawn when the state or the kind of timer of its side changes
+    (a timer counting down is not a change). A socket seen gone (CLOSED) and then again is drawn as such:
+    it happens (a TIME_WAIT taken over by a new SYN, a listener that listens again)."""
     last: dict[str, tuple[object, object]] = {}
-    pending: dict[str, dict[str, Any]] = {}  # a CLOSED row, drawn unless the socket comes back unchanged
     out: list[dict[str, Any]] = []
-    blips = 0
     for row in sorted(states, key=lambda r: r["t"]):
         side, key = str(row.get("side")), (row.get("state"), row.get("timer"))
-        if side in pending:
-            del pending[side]
-            blips += 1
-        if row.get("state") == "CLOSED" and side in last:
-            pending[side] = row
-        elif last.get(side) != key:
+        if last.get(side) != key:
             out.append(row)
             last[side] = key
-    out.extend(pending.values())
-    return sorted(out, key=lambda r: r["t"]), blips
+    return out
 
 
 def _select(case: Case, max_arrows: int, max_events: int) -> tuple[list[_Event], dict[str, int]]:
@@ -159,11 +148,10 @@ def _select(case: Case, max_arrows: int, max_events: int) -> tuple[list[_Event],
     the end."""
     order = {"call": 0, "seg": 1, "state": 2}
     events = [_Event(s["t"], "seg", s) for s in case["segments"]]
-    changes, blips = _state_changes(case["states"])
-    events += [_Event(s["t"], "state", s) for s in changes]
+    events += [_Event(s["t"], "state", s) for s in _state_changes(case["states"])]
     events += [_Event(s["t"], "call", s) for s in case["syscalls"]]
     events.sort(key=lambda e: (e.t, order[e.kind]))
-    omitted = {"segments": 0, "state": 0, "call": 0, "blips": blips}
+    omitted = {"segments": 0, "state": 0, "call": 0}
     if sum(e.kind == "seg" for e in events) <= max_arrows and len(events) <= max_events:
         return events, omitted
     head = _fit(events, max_arrows * 2 // 3, max_events * 2 // 3)
@@ -199,7 +187,7 @@ def render(case: Case, max_arrows: int = MAX_ARROWS, max_events: int = MAX_EVENT
     """The ladder diagram of ``case`` as an ``<svg>`` element ("" when nothing was observed), and how many
     segments / state changes / syscalls were left out of the drawing."""
     if not (case["segments"] or case["states"] or case["syscalls"]):
-        return "", {"segments": 0, "state": 0, "call": 0, "blips": 0}
+        return "", {"segments": 0, "state": 0, "call": 0}
     sides, home = lanes(case)
     xs = {side: TIME_W + SIDE_W + i * LANE_GAP for i, side in enumerate(sides)}
     xs.update({side: xs[lane] for side, lane in home.items()})

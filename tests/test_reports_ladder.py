@@ -98,19 +98,19 @@ def test_peer_gets_its_own_lane_and_talks_to_the_side_it_impersonates() -> None:
 
 def test_nothing_observed_gives_no_svg() -> None:
     case = sample_case("timewait/reuse-port[ipv4]")
-    assert ladder.render(case) == ("", {"segments": 0, "state": 0, "call": 0, "blips": 0})
+    assert ladder.render(case) == ("", {"segments": 0, "state": 0, "call": 0})
 
 
-def test_sampler_blips_and_countdown_rows_are_not_drawn() -> None:
-    """Real sock_diag samples: a timer counting down, and an orphan reported gone then back."""
+def test_countdown_rows_are_not_drawn_but_a_socket_that_comes_back_is() -> None:
+    """Real sock_diag samples: a timer counting down is one row; gone-then-back is drawn as it was seen."""
     case = sample_case("orphan/fin-wait2-timeout[ipv4]")
     fw2 = next(s for s in case["states"] if s["state"] == "FIN_WAIT2")
     flaps = []
-    for i in range(1, 40):
+    for i in range(1, 4):
         flaps.append(dict(fw2, t=fw2["t"] + i * 0.024, expires_ms=1000 - i * 24))
         flaps.append(dict(fw2, t=fw2["t"] + i * 0.024 + 0.012, state="CLOSED", timer="none", expires_ms=0))
     case["states"] += flaps
-    svg, omitted = ladder.render(case)
+    svg, _ = ladder.render(case)
     notes = [t.text for t in parse(svg).iter(f"{SVG}text") if t.get("class") == "st"]
-    assert notes.count("FIN_WAIT2 · timewait 1s") == 1 and notes.count("CLOSED") == 2
-    assert omitted["blips"] == 39
+    # client: FIN_WAIT2, then gone/back twice, then gone for good (the last row repeats CLOSED: not redrawn)
+    assert sum(n.startswith("FIN_WAIT2") for n in notes) == 3 and notes.count("CLOSED") == 3 + 1
