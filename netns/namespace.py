@@ -33,6 +33,14 @@ class NamespaceError(RuntimeError):
     """A namespace operation failed."""
 
 
+class SysctlAbsentError(FileNotFoundError):
+    """A sysctl does not exist in network namespaces on the running kernel (too old, or not per-netns)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"{name} does not exist in a network namespace on kernel {os.uname().release}")
+        self.name = name
+
+
 class HostNamespaceError(NamespaceError):
     """Something was about to happen in the host's network namespace."""
 
@@ -229,8 +237,13 @@ class Namespace:
 
     def sysctl_set(self, name: str, value: str | int) -> None:
         path = self.sysctl_path(name)
-        with self.inside(), open(path, "w") as f:
-            f.write(f"{value}\n")
+        with self.inside():
+            try:
+                f = open(path, "w")  # noqa: SIM115 (the open itself is what may fail)
+            except FileNotFoundError:
+                raise SysctlAbsentError(name) from None
+            with f:
+                f.write(f"{value}\n")
 
     def nstat(self) -> dict[str, int]:
         """TcpExt/IpExt/Tcp counters of this namespace (the calling thread must not matter: read inside)."""

@@ -137,3 +137,27 @@ def test_nothing_left_after_interrupt(sig, workers, tmp_path):
     finally:
         for pid in _children(proc.pid) if proc.poll() is None else set():
             os.kill(pid, signal.SIGKILL)
+
+
+def test_case_needing_an_absent_sysctl_is_skipped_with_the_reason(tmp_path):
+    (tmp_path / "test_needs.py").write_text(textwrap.dedent('''
+        import pytest
+        from fixtures.references import reference
+
+        @pytest.mark.sysctls({"net.ipv4.tcp_no_such_knob": 1})
+        @reference("RFC 9293")
+        def test_marker(pair):
+            pass
+
+        @reference("RFC 9293")
+        def test_runtime(pair):
+            pair.sysctl("net.ipv4.tcp_no_such_knob", 1)
+    '''))
+    proc = run_pytest(str(tmp_path / "test_needs.py"), "-p", "fixtures.plugin", "--rootdir", str(tmp_path),
+                      "--results-dir", str(tmp_path / "run"), "--no-report", "-rs", "-p", "no:xdist", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "4 skipped" in proc.stdout
+    assert "this case needs net.ipv4.tcp_no_such_knob does not exist in a network namespace" in proc.stdout
+    cases = json.loads((tmp_path / "run" / "results.json").read_text())["cases"]
+    assert len(cases) == 4 and {c["outcome"] for c in cases} == {"skipped"}
+    assert all("tcp_no_such_knob" in c["message"] for c in cases)
