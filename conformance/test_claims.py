@@ -306,7 +306,7 @@ def test_time_wait_answers_a_late_fin_and_dies_on_rst(pair):
     server_fin, _ack = _fin_then_peer_fin(pair, track)
     track.poll(until=lambda st: st["server"].state == "CLOSED")
     pair.drop(towards="server", name="blackhole")
-    time.sleep(0.3)
+    time.sleep(0.3)  # let the 60 s timer count down, so that a restart by the late FIN is visible in its read-out
     before = pair.expect_state("client", "TIME_WAIT", timer="timewait")
     first_late = len(pair.wire.segments())
     fin_at = time.time()
