@@ -110,7 +110,7 @@ def test_orphan_fin_wait1_without_ack_ends_silently_after_fin_retransmissions(pa
 
 
 @claim(FIN_WAIT1_60S)
-@reference("RFC 9293 §3.10.4", "RFC 6298 §5.5",
+@reference("RFC 9293 §3.10.4", "RFC 6298 §5 (rule 5.5: RTO <- RTO * 2)",
            kernel=("net/ipv4/tcp_timer.c tcp_orphan_retries() (0 means 8)",
                    "net/ipv4/tcp_timer.c tcp_model_timeout() retransmits_timed_out()",
                    "net/ipv4/tcp_timer.c tcp_retransmit_timer()"))
@@ -151,7 +151,7 @@ def test_orphan_fin_wait1_default_lifetime_is_about_100_s_not_60(pair):
 
 @claim(FIN_WAIT2_60S)
 @reference("RFC 9293 §3.10.4 (FIN-WAIT-2 has no timeout in the RFC)",
-           kernel=("net/ipv4/tcp.c tcp_fin_time()", "net/ipv4/tcp_input.c tcp_rcv_state_process() FIN_WAIT1",
+           kernel=("include/net/tcp.h tcp_fin_time()", "net/ipv4/tcp_input.c tcp_rcv_state_process() FIN_WAIT1",
                    "net/ipv4/tcp_minisocks.c tcp_time_wait()"))
 def test_fin_wait2_60_s_default_applies_only_to_orphans(pair):
     """tcp_fin_timeout defaults to 60 s and bounds an orphaned FIN_WAIT2 (the fd closed); a FIN_WAIT2 whose
@@ -185,8 +185,8 @@ def test_fin_wait2_60_s_default_applies_only_to_orphans(pair):
 
 @claim(FIN_WAIT2_EXPIRES)
 @pytest.mark.sysctls({"net.ipv4.tcp_fin_timeout": 1})
-@reference("RFC 9293 §3.10.4", kernel=("net/ipv4/tcp.c tcp_fin_time()",
-                                      "net/ipv4/tcp_minisocks.c tcp_time_wait() inet_twsk_schedule()",
+@reference("RFC 9293 §3.10.4", kernel=("include/net/tcp.h tcp_fin_time()",
+                                      "net/ipv4/tcp_minisocks.c tcp_time_wait() (inet_twsk_hashdance_schedule() arms the timer)",
                                       "net/ipv4/inet_timewait_sock.c tw_timer_handler()"))
 def test_orphan_fin_wait2_expires_silently_to_closed(pair):
     """An orphaned FIN_WAIT2 that never gets the peer's FIN vanishes after tcp_fin_timeout (1 s here),
@@ -268,7 +268,7 @@ def test_peer_fin_in_fin_wait1_leads_to_closing(pair):
 
 @claim(TIME_WAIT_2MSL)
 @pytest.mark.sysctls({"net.ipv4.tcp_fin_timeout": 1})
-@reference("RFC 9293 §3.4.1 (MSL = 2 min)", "RFC 9293 §3.10.7.4 (TIME-WAIT 2 MSL)",
+@reference("RFC 9293 §3.4.2 (MSL = 2 min)", "RFC 9293 §3.10.7.4 (TIME-WAIT 2 MSL)",
            kernel=("include/net/tcp.h TCP_TIMEWAIT_LEN", "net/ipv4/tcp_minisocks.c tcp_time_wait()"))
 def test_time_wait_is_a_fixed_60_s_not_two_rfc_msl(pair):
     """TIME_WAIT lasts a fixed 60 s (TCP_TIMEWAIT_LEN), not 2*MSL of RFC 9293 (4 min), and no sysctl
@@ -503,7 +503,7 @@ def test_listener_close_does_not_reset_half_open_connections(lab):
 
 
 @claim(LISTENER_KEEPALIVE)
-@reference("RFC 1122 §4.2.3.6", kernel=("net/ipv4/tcp.c tcp_set_keepalive() (not for LISTEN)",
+@reference("RFC 1122 §4.2.3.6", kernel=("net/ipv4/tcp_timer.c tcp_set_keepalive() (not for LISTEN)",
                                        "net/ipv4/inet_connection_sock.c inet_csk_listen_stop()",
                                        "net/ipv4/tcp_timer.c tcp_keepalive_timer()"))
 def test_listener_has_no_keepalive_timer_and_close_leaves_connections_keepalive(lab):
@@ -607,7 +607,7 @@ def test_close_with_nothing_queued_sends_a_dataless_fin_ack(pair):
 
 @claim(SO_LINGER_HEADING)
 @reference("RFC 9293 §3.10.4", "RFC 1122 §4.2.2.13",
-           kernel=("net/ipv4/tcp.c __tcp_close() (SOCK_LINGER, sk_lingertime)", "net/core/sock.c sk_wait_event()"))
+           kernel=("net/ipv4/tcp.c __tcp_close() (SOCK_LINGER, sk_lingertime)", "include/net/sock.h sk_wait_event()"))
 def test_so_linger_makes_close_block_until_the_fin_is_acked_or_the_linger_time(pair):
     """With SO_LINGER {1,N} close() blocks until the FIN is acknowledged or N s pass; at expiry it returns 0
     and leaves an orphan in FIN_WAIT1 that keeps retransmitting (no RST). Without SO_LINGER close() returns

@@ -24,7 +24,7 @@ def test_close_with_unread_data_sends_rst(pair):
     pair.expect_nstat("client", "TcpExtTCPAbortOnClose", 1)
 
 
-@reference("RFC 9293 §3.10.7.1", "RFC 1122 §4.2.2.13",
+@reference("RFC 9293 §3.10.5", "RFC 1122 §4.2.2.13",
            kernel="net/ipv4/tcp.c __tcp_close() (SOCK_LINGER, lingertime 0)")
 def test_linger_zero_close_sends_rst(pair):
     """SO_LINGER {1,0} then close() aborts: RST at once, no FIN, no TIME_WAIT.
@@ -94,6 +94,7 @@ def test_passive_close_close_wait_last_ack_gone(pair):
     its retransmission timer); when the ACK gets through, the socket is gone at once (no TIME_WAIT on the
     passive side)."""
     pair.client.close()
+    pair.wire.expect("client", "FA", within=PROMPT_S)
     pair.wait_state("server", "CLOSE_WAIT", within=PROMPT_S)
     pair.drop(towards="server", name="client-pure-acks", exactly="A")
     pair.server.close()

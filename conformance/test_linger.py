@@ -10,6 +10,7 @@ import pytest
 
 from conformance.support_linger import Holder, fill, small_window_pair
 from fixtures.lab import SERVER_PORT
+from fixtures.reach import reach
 from fixtures.references import reference
 from fixtures.tolerance import PROMPT_S, prompt_window, timer_window
 
@@ -19,43 +20,15 @@ READ_AFTER_S = 0.3  # a peer that reads its queue this long after close() starte
 
 # --- SO_LINGER {1,0}: abortive close ---------------------------------------------------------------
 
-def _to_close_wait(lab):  # type: ignore[no-untyped-def]
-    lab.server.close()
-    lab.wait_state("client", "CLOSE_WAIT", within=PROMPT_S)
-
-
-def _to_fin_wait1(lab):  # type: ignore[no-untyped-def]
-    lab.drop(towards="server", name="blackhole")
-    lab.client.shutdown("SHUT_WR")
-    lab.wait_state("client", "FIN_WAIT1", within=PROMPT_S)
-
-
-def _to_fin_wait2(lab, how="SHUT_WR"):  # type: ignore[no-untyped-def]
-    lab.client.shutdown(how)
-    lab.wait_state("client", "FIN_WAIT2", within=PROMPT_S)
-
-
-def _to_last_ack(lab):  # type: ignore[no-untyped-def]
-    _to_close_wait(lab)
-    lab.drop(towards="client", name="blackhole")
-    lab.client.shutdown("SHUT_WR")
-    lab.wait_state("client", "LAST_ACK", within=PROMPT_S)
-
-
-def _to_time_wait(lab):  # type: ignore[no-untyped-def]
-    _to_fin_wait2(lab)
-    lab.server.close()
-    lab.wait_state("client", "TIME_WAIT", within=PROMPT_S)
-
-
-# state reached -> (how, RST seq or None for "nothing sent", client after close, server after, abort counted)
+# state reached (fixtures/reach.py) -> (RST seq or None for "nothing sent", client after close, server after,
+# abort counted)
 LINGER0 = {
-    "close-wait": (_to_close_wait, 1, "CLOSED", "CLOSED", True),
-    "fin-wait1": (_to_fin_wait1, 2, "CLOSED", None, True),  # the RST is blackholed too
-    "fin-wait2": (_to_fin_wait2, 2, "CLOSED", "CLOSED", True),
-    "after-shutdown-rdwr": (lambda lab: _to_fin_wait2(lab, "SHUT_RDWR"), 2, "CLOSED", "CLOSED", True),
-    "last-ack": (_to_last_ack, None, "CLOSED", "TIME_WAIT", True),
-    "time-wait": (_to_time_wait, None, "TIME_WAIT", "CLOSED", False),
+    "close-wait": (1, "CLOSED", "CLOSED", True),
+    "fin-wait1": (2, "CLOSED", None, True),  # the RST is blackholed too
+    "fin-wait2": (2, "CLOSED", "CLOSED", True),
+    "after-shutdown-rdwr": (2, "CLOSED", "CLOSED", True),
+    "last-ack": (None, "CLOSED", "TIME_WAIT", True),
+    "time-wait": (None, "TIME_WAIT", "CLOSED", False),
 }
 
 
@@ -75,8 +48,8 @@ def test_zero_linger_close_in(pair, state):
     FIN_WAIT2 the fd's socket is already CLOSE and a separate timewait socket holds TIME_WAIT
     (tcp_time_wait()), so close() finds nothing to abort, counts nothing, and the TIME_WAIT entry lives on
     instead of being deleted."""
-    reach, rst_seq, client_after, server_after, counted = LINGER0[state]
-    reach(pair)
+    rst_seq, client_after, server_after, counted = LINGER0[state]
+    reach(pair, state)
     pair.client.set_linger(True, 0)
     pair.client.close()
     call = pair.log.last("client", "close")
@@ -126,12 +99,12 @@ def test_zero_linger_close_without_connection(lab, socket_kind):
     lab.expect_duration("close() with SO_LINGER {1,0}", call.t, call.t_end, prompt_window(), "syscall")
     if child is None:
         lab.wire.expect_no("server", during=0.1, since=call.t)
-        lab.wire.expect_no("client", during=0.0, since=call.t)
+        lab.wire.expect_no("client", during=0.1, since=call.t)
     else:
         rst = lab.wire.expect("server", "RA", within=PROMPT_S, seq=1, ack=1,
                               why="the unaccepted child is reset by inet_csk_listen_stop()")
         lab.wait_gone("client", within=PROMPT_S)
-        lab.wire.expect_no("server", has="F", during=0.0, since=call.t)
+        lab.wire.expect_no("server", has="F", during=0.1, since=call.t, why="an abort, not a FIN")
         assert rst.ts >= call.t
     if port:
         again = lab.socket(side)
@@ -189,8 +162,9 @@ def test_linger_close_against_a_blackholed_peer_blocks_n_seconds(pair, mode):
                          timer_window(LINGER_S, "syscall"), "syscall")
     fin = pair.wire.expect("client", "FA", within=PROMPT_S, since=call.t)
     lingered = call.t_end - call.t
-    retransmitted = [s for s in pair.wire.all("client", "FA") if fin.ts < s.ts <= call.t_end]
-    assert retransmitted, "the FIN should be retransmitted while close() lingers"
+    pair.wire.expect("client", "FA", seq=fin.seq, within=lingered, since=fin.ts,
+                     why="the FIN is retransmitted while close() lingers")
+    pair.wire.allow("client", "FA", seq=fin.seq, why="further FIN retransmissions against the blackholed peer")
     pair.wire.expect_no("client", has="R", during=lingered + 0.1, since=call.t,
                         why="Linux sends nothing special when the linger time expires")
     pair.expect_state("client", "FIN_WAIT1", timer="retrans", why="the orphan keeps retransmitting its FIN")
@@ -230,7 +204,8 @@ def test_linger_close_against_a_zero_window_peer(lab, peer):
                             timer_window(LINGER_S, "syscall"), "syscall")
         lab.wire.expect_no("client", has="F", during=call.t_end - call.t, since=call.t,
                            why="the FIN waits behind the unsent data")
-        lab.wire.expect_no("client", has="R", during=0.0, since=call.t)
+        lab.wire.expect_no("client", has="R", during=call.t_end - call.t, since=call.t,
+                           why="the linger time expires silently")
         lab.expect_state("client", "FIN_WAIT1", timer="probe", why="the orphan keeps probing the zero window")
         drain()
     else:
@@ -271,7 +246,8 @@ def test_linger_applies_only_on_the_last_close_of_a_dup(pair, linger_s):
         pair.expect_duration("last close() with SO_LINGER {1,0}", last.t, last.t_end, prompt_window(), "syscall")
         pair.wait_gone("client", within=PROMPT_S)
     else:
-        pair.wire.expect("client", "FA", within=PROMPT_S, since=last.t)
+        fin = pair.wire.expect("client", "FA", within=PROMPT_S, since=last.t)
+        pair.wire.allow("client", "FA", seq=fin.seq, why="FIN retransmissions against the blackholed peer")
         pair.expect_duration(f"last close() with SO_LINGER {{1,{linger_s}}}", last.t, last.t_end,
                              timer_window(linger_s, "syscall"), "syscall")
         pair.expect_state("client", "FIN_WAIT1", timer="retrans")
@@ -281,7 +257,7 @@ def test_linger_applies_only_on_the_last_close_of_a_dup(pair, linger_s):
 @pytest.mark.parametrize("ending", ["exit", "kill"])
 @reference("POSIX _exit() (open descriptors are closed)",
            kernel=("net/ipv4/af_inet.c inet_release() (no lingering when PF_EXITING)",
-                   "net/ipv4/tcp.c __tcp_close()", "kernel/exit.c do_exit() exit_files()"))
+                   "net/ipv4/tcp.c __tcp_close()", "kernel/exit.c do_exit() (exit_files(), fs/file.c)"))
 def test_process_exit_does_not_linger(pair, ending, linger_s):
     """When a process exits or is killed, SO_LINGER {1,N} does not delay the exit; {1,0} still resets.
 

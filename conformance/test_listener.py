@@ -46,7 +46,7 @@ LINGER = {"linger-off": None, "linger-0": (1, 0), "linger-5": (1, 5)}
 
 
 @pytest.mark.parametrize("linger", list(LINGER))
-@reference("RFC 9293 §3.10.4 (CLOSE in LISTEN: any outstanding RECEIVEs are returned)", "RFC 9293 §3.10.7.1",
+@reference("RFC 9293 §3.10.4 (CLOSE in LISTEN: any outstanding RECEIVEs are returned)", "RFC 9293 §3.10.5",
            kernel=("net/ipv4/tcp.c __tcp_close() (TCP_LISTEN branch)",
                    "net/ipv4/inet_connection_sock.c inet_csk_listen_stop() inet_child_forget()",
                    "net/ipv4/tcp.c tcp_disconnect()"))
@@ -78,8 +78,8 @@ def test_close_resets_every_unaccepted_child(lab, linger):
     lab.expect_nstat("client", "TcpEstabResets", QUEUED)
 
 
-@reference("RFC 9293 §3.10.7.3 (RST in ESTABLISHED: RECEIVE and SEND get 'connection reset')",
-           kernel=("net/ipv4/tcp_input.c tcp_reset()", "net/core/sock.c sock_error()",
+@reference("RFC 9293 §3.10.7.4 (RST in ESTABLISHED: RECEIVE and SEND get 'connection reset')",
+           kernel=("net/ipv4/tcp_input.c tcp_reset()", "include/net/sock.h sock_error()",
                    "net/ipv4/tcp.c tcp_recvmsg_locked() tcp_sendmsg_locked()"))
 def test_client_of_a_reset_child_sees_econnreset_once(lab):
     """The client of a reset child reads ECONNRESET once; after that recv() returns EOF and send() fails EPIPE.
@@ -104,7 +104,7 @@ def test_client_of_a_reset_child_sees_econnreset_once(lab):
 
 
 @reference("RFC 9293 §3.10.4", kernel=("net/ipv4/inet_connection_sock.c inet_csk_listen_stop()",
-                                       "net/ipv4/inet_connection_sock.c reqsk_queue_remove()"))
+                                       "include/net/request_sock.h reqsk_queue_remove()"))
 def test_accepted_child_survives_listener_close(lab):
     """Closing the listener does not touch a connection already accept()ed; only the queued sibling is reset.
 
@@ -158,7 +158,7 @@ def test_unaccepted_child_with_unread_data_is_reset_acknowledging_it(lab):
     lab.expect_nstat("server", "TcpExtTCPAbortOnClose", 0, why="tcp_disconnect(), not __tcp_close()")
 
 
-@reference("RFC 9293 §3.10.4", "RFC 9293 §3.10.7.2 (segment for no connection: RST)",
+@reference("RFC 9293 §3.10.4", "RFC 9293 §3.10.7.1 (segment for no connection: RST)",
            kernel=("net/ipv4/inet_connection_sock.c inet_csk_listen_stop()",
                    "net/ipv4/inet_connection_sock.c reqsk_timer_handler()",
                    "net/ipv4/tcp_ipv4.c tcp_v4_rcv() (TCP_NEW_SYN_RECV, listener not LISTEN)"))
@@ -177,7 +177,8 @@ def test_half_open_request_outlives_listener_close_silently(lab):
     lab.listen()
     lab.drop(towards="server", name="final-handshake-ack", exactly="A")
     client, request = half_open(lab, "half-open")
-    synack = lab.wire.conn(client.port).expect("server", "SA", within=PROMPT_S, since=lab.t0)
+    synack = lab.wire.conn(client.port).expect("server", "SA", within=PROMPT_S,
+                                               since=lab.log.last("half-open", "connect").t)
     lab.listener.close()
     closed = lab.log.last("listener", "close")
     lab.wait_gone("listener", within=PROMPT_S)
@@ -198,7 +199,7 @@ def test_half_open_request_outlives_listener_close_silently(lab):
     lab.expect_states_seen(request, ["SYN_RECV", "CLOSED"])
 
 
-@reference("RFC 9293 §3.10.7.2", kernel=("net/ipv4/tcp_ipv4.c tcp_v4_rcv() (TCP_NEW_SYN_RECV, listener not LISTEN)",
+@reference("RFC 9293 §3.10.7.1", kernel=("net/ipv4/tcp_ipv4.c tcp_v4_rcv() (TCP_NEW_SYN_RECV, listener not LISTEN)",
                                          "net/ipv6/tcp_ipv6.c tcp_v6_rcv()",
                                          "net/ipv4/inet_connection_sock.c inet_csk_reqsk_queue_drop_and_put()"))
 def test_half_open_client_sending_before_request_expires_gets_rst(lab):
@@ -255,7 +256,8 @@ ABORT_ON_OVERFLOW = {"abort-on-overflow-0": 0, "abort-on-overflow-1": 1}
 
 
 @pytest.mark.parametrize("mode", list(ABORT_ON_OVERFLOW))
-@reference("RFC 9293 §3.10.7.3", kernel=("net/ipv4/tcp_minisocks.c tcp_check_req() (listen_overflow, embryonic_reset)",
+@reference("RFC 9293 §3.10.7.4 (SYN-RECEIVED: the ACK that completes the handshake)",
+           kernel=("net/ipv4/tcp_minisocks.c tcp_check_req() (listen_overflow, embryonic_reset)",
                                          "net/ipv4/tcp_ipv4.c tcp_v4_syn_recv_sock() (sk_acceptq_is_full)",
                                          "net/ipv4/inet_connection_sock.c reqsk_timer_handler() syn_ack_recalc()"))
 def test_handshake_completion_into_full_accept_queue(lab, mode):
@@ -275,7 +277,8 @@ def test_handshake_completion_into_full_accept_queue(lab, mode):
     lab.drop(towards="server", name="final-handshake-ack", exactly="A")
     filler, filler_req = half_open(lab, "queued1")
     late, late_req = half_open(lab, "late")
-    first_synack = lab.wire.conn(late.port).expect("server", "SA", within=PROMPT_S, since=lab.t0)
+    first_synack = lab.wire.conn(late.port).expect("server", "SA", within=PROMPT_S,
+                                                   since=lab.log.last("late", "connect").t)
     lab.undrop(towards="server", name="final-handshake-ack")
     filler.sock.setblocking(True)
     filler.send(b"fill")
@@ -295,6 +298,8 @@ def test_handshake_completion_into_full_accept_queue(lab, mode):
         lab.expect_nstat("server", "TcpExtListenDrops", 1)
         lab.expect_nstat("server", "TcpExtEmbryonicRsts", 1, why="tcp_check_req() dropped the reset request")
         return
+    lab.wire.conn(late.port).allow("client", "PA", len=4, why="the client retransmits its data: the overflowed "
+                                   "request dropped it (tcp_abort_on_overflow=0)")
     lab.wire.conn(late.port).expect_no("server", has="R", during=PROMPT_S, since=sent.ts,
                    why="tcp_abort_on_overflow=0: the segment is dropped, no RST")
     lab.expect_state(late_req, "SYN_RECV", timer="retrans", why="the request stays, marked acked")

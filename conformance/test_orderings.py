@@ -115,7 +115,7 @@ def test_fin_in_fin_wait1_goes_closing(pair, held):
 @pytest.mark.sysctls({"net.ipv4.tcp_rto_min_us": 400_000})  # room for the rule changes
 @reference("RFC 9293 §3.6 (Figure 13, simultaneous close)", "RFC 9293 §3.10.7.4 (FIN in FIN-WAIT-1, CLOSING)",
            kernel=("net/ipv4/tcp_input.c tcp_fin() (FIN_WAIT1 -> CLOSING)",
-                   "net/ipv4/tcp_input.c tcp_rcv_state_process() TCP_CLOSING -> tcp_time_wait()"))
+                   "net/ipv4/tcp_input.c tcp_rcv_state_process() TCP_CLOSING (-> tcp_time_wait())"))
 def test_simultaneous_close_crossing_fins_both_closing(pair):
     """Simultaneous close with crossing FINs: both sides FIN_WAIT1 -> CLOSING -> TIME_WAIT.
 

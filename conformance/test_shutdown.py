@@ -215,7 +215,7 @@ def test_shutdown_listener_with_queued_connection(lab, how):
 
 @pytest.mark.parametrize("how", ["SHUT_RD", "SHUT_WR"])
 @reference("RFC 9293 §3.10.4 (CLOSE in LISTEN)",
-           kernel=("net/ipv4/af_inet.c inet_shutdown() sk_state_change()",
+           kernel=("net/ipv4/af_inet.c inet_shutdown() (sk->sk_state_change())",
                    "net/ipv4/inet_connection_sock.c inet_csk_wait_for_connect()"))
 def test_shutdown_listener_and_a_blocked_accept(lab, how):
     """shutdown(SHUT_RD) on a listener wakes a thread blocked in accept() at once with EINVAL; SHUT_WR does not.

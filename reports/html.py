@@ -1,22 +1,31 @@
 """The run report: one self-contained ``index.html`` for a run directory.
 
 Sections: header (kernel, label, date, totals, runtime, sysctls that differ from the kernel defaults),
-a filterable conformance matrix (areas × cases × family), the article's claims, and one collapsible
-section per case with its description, references, verdict, ladder diagram, state timeline, durations
+a filterable conformance matrix (areas × cases × family), the article's claims (from the run's ``claims``,
+each joined to the cases that decide it; or, for schema 1, from each case's ``claim``), and one
+collapsible section per case with its description, references, verdict and the kernel expectations it
+applied, what it checked (expected vs seen) and the segments the strict wire mode allowed, its observations,
+ladder diagram, segment table (unexpected and harness-crafted segments marked), state timeline, durations
 against their tolerance, syscall log, ``ss`` snapshot (failures only) and pcap link.
 """
 
 from __future__ import annotations
 
+import json
+import re
 from collections import defaultdict
 from collections.abc import Iterable
+from typing import Any
 
 from . import ladder
 from .fmt import esc, fmt_runtime, fmt_t, segment_label, slug
-from .load import BAD_OUTCOMES, OUTCOMES, Case, Run, non_default_sysctls, row_key
+from .load import BAD_OUTCOMES, CLAIM_VERDICTS, OUTCOMES, Case, Run, non_default_sysctls, row_key
 from .page import OUTCOME_MARK, badge, meta_list, page, table
 
 NO_FAMILY = "n/a"
+
+Claim = dict[str, Any]
+ClaimRefs = dict[str, list[tuple[Claim, dict[str, Any]]]]  # case id -> (claim, its evidence from that case)
 
 
 def family_of(case: Case) -> str:
@@ -32,17 +41,22 @@ def render_run(run: Run) -> str:
     """The complete report for ``run``."""
     cases = sorted_cases(run.cases)
     label = run.label
+    run_claims = run.data.get("claims")
+    refs: ClaimRefs = defaultdict(list)
+    for claim in run_claims or []:
+        for ev in claim["evidence"]:
+            refs[str(ev["case"])].append((claim, ev))
     body = [
         header(run),
         _filters(cases),
         '<h2 id="matrix">Conformance matrix</h2>',
         matrix(cases),
-        claims(cases),
+        claims(cases) if run_claims is None else run_claims_section(run_claims, run.case_map()),
         '<h2 id="cases">Cases</h2>',
         ('<p class="noprint"><button type="button" data-open="1">expand all</button> '
         '<button type="button" data-open="0">collapse all</button> '
         '<span class="muted">Failed cases are expanded; click a case or a matrix cell to open it.</span></p>'),
-        *(case_section(run, c) for c in cases),
+        *(case_section(run, c, refs.get(c["id"], [])) for c in cases),
     ]
     return page(f"sockconf — {label}", body)
 
@@ -138,6 +152,7 @@ def matrix(cases: list[Case], href: str = "#") -> str:
 
 
 def claims(cases: list[Case]) -> str:
+    """Schema 1: the claims section built from the cases' own ``claim`` fields."""
     rows = []
     for c in cases:
         claim = c["claim"]
@@ -154,23 +169,112 @@ def claims(cases: list[Case]) -> str:
     return f'<h2 id="claims">The article\'s claims</h2>{body}'
 
 
-def case_section(run: Run, case: Case) -> str:
+def claim_anchor(claim: Claim) -> str:
+    """The HTML id of a claim in the claims section (the loader gives every claim an id)."""
+    return "claim-" + re.sub(r"[^A-Za-z0-9_.-]+", "-", str(claim["id"])).strip("-")
+
+
+def _verdict_badge(verdict: object) -> str:
+    v = str(verdict or "undecided")
+    cls = f"v-{v}" if v in CLAIM_VERDICTS else "v-undecided"
+    return f'<span class="badge {cls}">{esc(v)}</span>'
+
+
+def _evidence_verdict(value: object) -> str:
+    """A case's part in a claim: it confirms it, contradicts it, or decides nothing."""
+    if value is True:
+        return '<span class="badge v-confirmed">confirms</span>'
+    if value is False:
+        return '<span class="badge v-contradicted">contradicts</span>'
+    return '<span class="badge v-undecided">decides nothing</span>'
+
+
+def _json(value: object) -> str:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+def run_claims_section(run_claims: list[Claim], cases: dict[str, Case]) -> str:
+    """Schema 2: the run's claims, each with what it asserts, its verdict, and the evidence of every
+    case that decides it, joined to that case (link, outcome in this run, the observed value)."""
+    out = ['<h2 id="claims">The article\'s claims</h2>']
+    if not run_claims:
+        out.append("<p>No case in this run checks a claim.</p>")
+        return "".join(out)
+    counts = {v: sum(str(c["verdict"]) == v for c in run_claims) for v in CLAIM_VERDICTS}
+    out.append(f"<p class='muted'>{len(run_claims)} claims: "
+               + ", ".join(f"{n} {v}" for v, n in counts.items() if n) + "</p>")
+    for claim in run_claims:
+        verdict_word = str(claim["verdict"])
+        items = [("verdict", _verdict_badge(verdict_word))]
+        if claim["asserts"]:
+            items.append(("asserts", esc(claim["asserts"])))
+        if claim["observation"]:
+            items.append(("observation", f"<code>{esc(claim['observation'])}</code>"))
+        if claim["note"]:
+            items.append(("note", esc(claim["note"])))
+        if claim.get("cases"):
+            items.append(("decided by", " ".join(f"<code>{esc(c)}</code>" for c in claim["cases"])))
+        rows = []
+        for ev in claim["evidence"]:
+            case = cases.get(str(ev["case"]))
+            if case is None:
+                where = f'<code>{esc(ev["case"])}</code> <span class="muted">(not in this run)</span>'
+                outcome = badge(str(ev["outcome"])) if ev["outcome"] else ""
+                observed = esc(ev["text"]) or (f"<code>{esc(_json(ev['value']))}</code>"
+                                              if ev["value"] is not None else "")
+            else:
+                where = (f'<a href="#{slug(case["id"])}">{esc(case["id"])}</a>'
+                         f'<br><span class="muted">{esc(case["title"])}</span>')
+                outcome = badge(case["outcome"])
+                observed = _observed_text(claim, ev, case)
+            rows.append((where, outcome, observed, _evidence_verdict(ev["verdict"])))
+        evidence = (table(["case", "outcome", "observed", "this case"], rows) if rows
+                    else "<p class='muted'>No case in this run decides this claim.</p>")
+        cls = f"v-{verdict_word}" if verdict_word in CLAIM_VERDICTS else "v-undecided"
+        title = f'<code class="muted">{esc(claim["id"])}</code>'
+        out.append(f'<div class="claim {cls}" id="{claim_anchor(claim)}">'
+                   f"<blockquote>{esc(claim['quote'])}</blockquote>{title}{meta_list(items)}{evidence}</div>")
+    return "".join(out)
+
+
+def _observed_text(claim: Claim, ev: dict[str, Any], case: Case) -> str:
+    """What the case observed (the evidence's ``observed``, else the case's own observation text), then the
+    claim's sentence about it (``text``); the raw value when there is neither."""
+    obs = case["observations"].get(str(claim["observation"])) or {}
+    own = str(ev.get("observed") or obs.get("text") or "")
+    parts = [esc(own)] if own else []
+    if ev["text"] and ev["text"] != own:
+        parts.append(f'<span class="muted">{esc(ev["text"])}</span>' if own else esc(ev["text"]))
+    if parts:
+        return "<br>".join(parts)
+    value = ev["value"] if ev["value"] is not None else obs.get("value")
+    return f"<code>{esc(_json(value))}</code>" if value is not None else '<span class="muted">not observed</span>'
+
+
+def case_section(run: Run, case: Case, claim_refs: list[tuple[Claim, dict[str, Any]]] | None = None) -> str:
     o = case["outcome"]
     svg, omitted = ladder.render(case)
+    failed_checks = sum(c["ok"] is False for c in case["checks"])
+    ck = f" · {failed_checks} of {len(case['checks'])} checks failed" if failed_checks else ""
     parts = [
         (f'<details class="case" id="{slug(case["id"])}" data-area="{esc(case["area"])}" '
         f'data-col="{esc(family_of(case))}" data-o="{o}"{" open" if o in BAD_OUTCOMES else ""}>'
         f'<summary>{badge(o)} {esc(case["title"])}<span class="mono">{esc(case["id"])} · '
-        f"{esc(fmt_t(float(case['duration_s'])))}</span></summary>"),
+        f"{esc(fmt_t(float(case['duration_s'])))}{esc(ck)}</span></summary>"),
         f"<p>{esc(case['description'])}</p>" if case["description"] else "",
         references(case),
         verdict(case),
+        checked(case),
+        observations(case),
+        claim_backrefs(claim_refs or []),
     ]
     if svg:
         parts.append(f'<h3>Ladder</h3><div class="ladderbox">{svg}</div>')
         parts.append(_omitted_note(case, omitted))
+    parts.append(segments_section(case, omitted["segments"] > 0 or not svg))
     parts += [
         durations_table(case),
+        measured_table(case),
         _titled("State timeline", states_table(case)),
         _titled("Syscalls", syscalls_table(case)),
         nstat_and_sysctls(case),
@@ -196,10 +300,24 @@ def _omitted_note(case: Case, omitted: dict[str, int]) -> str:
         notes.append(f"{omitted['segments']} of {len(case['segments'])} segments, {omitted['state']} state changes "
                      f"and {omitted['call']} syscalls in the middle are not drawn; all segments are listed below "
                      "and in the pcap")
-    html = "".join(f"<p class='muted'>{esc(n)}.</p>" for n in notes)
-    if omitted["segments"]:
-        html += f"<details><summary>all {len(case['segments'])} segments</summary>{segments_table(case)}</details>"
-    return html
+    return "".join(f"<p class='muted'>{esc(n)}.</p>" for n in notes)
+
+
+def segments_section(case: Case, needed: bool) -> str:
+    """Every segment in a folded table, when the ladder does not show them all (``needed``) or some are
+    unexpected or crafted by the harness (marked); open when the strict wire mode flagged one as unexpected."""
+    segs = case["segments"]
+    unexpected = set(case["unexpected"])
+    crafted = sum(s.get("origin", "kernel") != "kernel" for s in segs)
+    if not segs or not (needed or unexpected or crafted):
+        return ""
+    extra = []
+    if unexpected:
+        extra.append(f'<span class="tag unx">{len(unexpected)} unexpected</span>')
+    if crafted:
+        extra.append(f'<span class="tag crafted">{crafted} injected/replayed by the harness</span>')
+    return (f'<details class="segments"{" open" if unexpected else ""}><summary>all {len(segs)} segments '
+            f'{" ".join(extra)}</summary>{segments_table(case)}</details>')
 
 
 def _titled(title: str, content: str) -> str:
@@ -219,9 +337,16 @@ def verdict(case: Case) -> str:
     o = case["outcome"]
     expectation = case["kernel_expectation"]
     line = f"<p><b>Verdict:</b> {badge(o)}"
-    if expectation:
+    if expectation and not case["kernel_expectations"]:
         line += f" <span class='muted'>expectation applied: <code>{esc(expectation)}</code></span>"
     line += "</p>"
+    if case["kernel_expectations"]:
+        items = []
+        for e in case["kernel_expectations"]:
+            commit = f" <span class='muted'>commit</span> <code>{esc(e['commit'])}</code>" if e["commit"] else ""
+            key = f" <span class='muted'>— {esc(e['key'])}</span>" if e["key"] else ""
+            items.append(f"<li>{esc(e['name'])}: <code>{esc(e['value'])}</code>{key}{commit}</li>")
+        line += f"<p class='ckline'>Kernel expectations applied:</p><ul class='refs kexp'>{''.join(items)}</ul>"
     if case["message"]:
         cls = ' class="message"' if o in BAD_OUTCOMES else ""
         line += f"<pre{cls}>{esc(case['message'])}</pre>"
@@ -229,12 +354,90 @@ def verdict(case: Case) -> str:
 
 
 def segments_table(case: Case) -> str:
-    rows = [
-        (fmt_t(s["t"]), esc(s.get("sender")), f"<code>{esc(segment_label(s))}</code>", esc(s.get("win", "")),
-         esc(",".join(map(str, s.get("options") or []))))
-        for s in case["segments"]
+    """One row per segment; unexpected ones (strict wire mode) and ones the harness crafted are marked."""
+    unexpected = set(case["unexpected"])
+    marked = bool(unexpected) or any(s.get("origin", "kernel") != "kernel" for s in case["segments"])
+    rows, classes = [], []
+    for i, s in enumerate(case["segments"]):
+        origin = str(s.get("origin") or "kernel")
+        marks = []
+        if i in unexpected:
+            marks.append('<span class="tag unx">✗ unexpected</span>')
+        if origin != "kernel":
+            marks.append(f'<span class="tag crafted">{esc(origin)} by the harness</span>')
+        rows.append((str(i), fmt_t(s["t"]), esc(s.get("sender")), f"<code>{esc(segment_label(s))}</code>",
+                     esc(s.get("win", "")), esc(",".join(map(str, s.get("options") or []))),
+                     *((" ".join(marks),) if marked else ())))
+        classes.append(" ".join([*(["unx"] if i in unexpected else []), *(["crafted"] if origin != "kernel" else [])]))
+    headers = ["#", "t", "sender", "segment", "win", "options", *([""] if marked else [])]
+    return table(headers, rows, cls="segs", row_cls=classes)
+
+
+def checked(case: Case) -> str:
+    """What the case asserted, in order, expected vs seen; then what the strict wire mode allowed."""
+    checks, allowed = case["checks"], case["allowed"]
+    if not checks and not allowed:
+        return ""
+    out = ["<h3>Checked</h3>"]
+    if checks:
+        failed = sum(c["ok"] is False for c in checks)
+        summary = f"{len(checks)} check{'s' if len(checks) != 1 else ''}"
+        summary += f", <span class='bad'>{failed} failed</span>" if failed else ", all passed"
+        out.append(f"<p class='ckline muted'>{summary}</p>")
+        rows, classes = [], []
+        for c in checks:
+            ok = c["ok"]
+            cls, mark = ("ok", "✓") if ok is True else ("bad", "✗") if ok is False else ("unknown", "?")
+            what = esc(c["what"])
+            if c["params"]:  # opaque to the report: a tooltip, for whoever debugs the check
+                what = f'<span title="{esc(_json(c["params"]))}">{what}</span>'
+            if c["why"]:
+                what += f"<br><span class='muted'>why: {esc(c['why'])}</span>"
+            t = fmt_t(float(c["t"])) if isinstance(c["t"], (int, float)) else ""
+            rows.append((mark, what, f"<code>{esc(c['expected'])}</code>",
+                         f"<code>{esc(c['seen'])}</code>", esc(c["kind"]), t))
+            classes.append(cls)
+        out.append(table(["", "what", "expected", "seen", "kind", "at"], rows, cls="checks", row_cls=classes))
+    if allowed:
+        rows = []
+        for a in allowed:
+            code = f'<code title="{esc(_json(a["params"]))}">' if a["params"] else "<code>"
+            count = esc(a["count"]) if a["count"] is not None else '<span class="muted">n/a</span>'
+            rows.append((esc(a["sender"]), f"{code}{esc(a['pattern'])}</code>", count, esc(a["why"])))
+        out.append("<p class='ckline muted'>Segments allowed besides the expected ones (strict wire mode):</p>")
+        out.append(table(["sender", "pattern", "matched", "why allowed"], rows, cls="allowed"))
+    return "".join(out)
+
+
+def observations(case: Case) -> str:
+    items = [
+        (str(key), f'<span title="{esc(_json(obs.get("value")))}">{esc(obs.get("text") or _json(obs.get("value")))}'
+                   "</span>")
+        for key, obs in case["observations"].items()
     ]
-    return table(["t", "sender", "segment", "win", "options"], rows)
+    return _titled("Observed", meta_list(items)) if items else ""
+
+
+def measured_table(case: Case) -> str:
+    """Values the case measured and recorded as evidence (counters, errnos, readbacks)."""
+    rows = [
+        (fmt_t(float(m["t"])) if isinstance(m["t"], (int, float)) else "", esc(m["name"]),
+         f"<code>{esc(_json(m['value']))}</code>")
+        for m in case["measured"]
+    ]
+    return _titled("Measured values", _folded(table(["t", "name", "value"], rows), len(rows), "measured values"))
+
+
+def claim_backrefs(refs: list[tuple[Claim, dict[str, Any]]]) -> str:
+    """The claims this case is evidence for, linking back to the claims section."""
+    if not refs:
+        return ""
+    items = []
+    for claim, ev in refs:
+        quote = claim["quote"] or claim["id"]
+        items.append(f'<li><a href="#{claim_anchor(claim)}">{esc(quote)}</a> '
+                     f'{_verdict_badge(claim["verdict"])} — this case {_evidence_verdict(ev["verdict"])}</li>')
+    return f"<h3>Evidence for the article's claims</h3><ul class='refs'>{''.join(items)}</ul>"
 
 
 def states_table(case: Case) -> str:
@@ -324,6 +527,10 @@ def nstat_and_sysctls(case: Case) -> str:
                       "<code>" + esc(", ".join(f"{k}={v}" for k, v in case["sysctls"].items())) + "</code>"))
     if case["markers"]:
         items.append(("markers", esc(", ".join(map(str, case["markers"])))))
+    start, end = ladder.scenario_span(case)
+    if start is not None or end is not None:
+        text = f"{fmt_t(start) if start is not None else 'start'} → {fmt_t(end) if end is not None else 'end'}"
+        items.append(("scenario", esc(text) + " <span class='muted'>(shaded in the ladder)</span>"))
     return meta_list(items) if items else ""
 
 

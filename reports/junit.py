@@ -1,7 +1,9 @@
 """JUnit XML for CI systems, in the shape pytest's ``--junitxml`` produces (xunit2 plus per-case
 properties): one ``<testsuite>`` per run with the kernel and sysctl overrides as suite properties, one
-``<testcase>`` per case with its references, expectation, claim and fingerprint as ``<property>``
-elements.  xfailed cases are reported as skipped and xpassed as passed, as pytest does."""
+``<testcase>`` per case with its references, expectations, claim, number of checks and fingerprint as
+``<property>`` elements.  A failed (or errored) case's failure text ends with its checks: how many, and each
+failed one (what, expected, seen, why).  xfailed cases are reported as skipped and xpassed as passed, as pytest
+does."""
 
 from __future__ import annotations
 
@@ -65,14 +67,20 @@ def _testcase(suite: ET.Element, case: Case) -> None:
         ET.SubElement(props, "property", name="reference", value=value)
     extra = [("title", case["title"]), ("kernel_expectation", case["kernel_expectation"]),
              ("fingerprint", case["fingerprint"]), ("pcap", case["pcap"])]
+    extra += [("kernel_expectation", _expectation_text(e)) for e in case["kernel_expectations"]]
     claim = case["claim"]
     if claim:
         extra += [("claim", claim.get("quote")), ("claim_verdict", claim.get("verdict"))]
+    if case["checks"]:
+        extra.append(("checks", len(case["checks"])))
     for name, value in extra:
         if value:
             ET.SubElement(props, "property", name=name, value=str(value))
     outcome, message = case["outcome"], str(case["message"] or "")
-    first_line = message.splitlines()[0] if message else outcome
+    failed = [c for c in case["checks"] if c["ok"] is False]
+    first_line = message.splitlines()[0] if message else (failed[0]["what"] if failed else outcome)
+    if outcome in ("failed", "error") and case["checks"]:
+        message = "\n\n".join(filter(None, [message, checks_text(case["checks"])]))
     if outcome == "failed":
         ET.SubElement(tc, "failure", message=first_line).text = message
     elif outcome == "error":
@@ -82,3 +90,20 @@ def _testcase(suite: ET.Element, case: Case) -> None:
                       message=first_line)
     if case["ss"] and outcome in ("failed", "error"):
         ET.SubElement(tc, "system-out").text = case["ss"]
+
+
+def _expectation_text(e: dict) -> str:
+    text = f"{e['name']}: {e['value']}" if e["name"] else str(e["value"])
+    if e["key"]:
+        text += f" ({e['key']})"
+    return f"{text} [{e['commit']}]" if e["commit"] else text
+
+
+def checks_text(checks: list[dict]) -> str:
+    """``checks: 7, 1 failed`` and one line per failed check, for a failure message."""
+    failed = [c for c in checks if c["ok"] is False]
+    lines = [f"checks: {len(checks)}, {len(failed)} failed"]
+    for c in failed:
+        line = f"✗ {c['what']}: expected {c['expected']}, seen {c['seen']}"
+        lines.append(f"{line} (why: {c['why']})" if c["why"] else line)
+    return "\n".join(lines)

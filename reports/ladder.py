@@ -7,6 +7,10 @@ spacing grows with the logarithm of the time between events, and idle gaps of ``
 compressed into a visible break marker labelled with the gap.  At most ``MAX_ARROWS`` segments are drawn:
 the first two thirds and the last third, with a marker saying how many were left out.
 
+Segments the harness crafted (``origin`` ``injected`` or ``replayed``) are drawn dashed and labelled so, never
+like a kernel's; segments the strict wire mode flagged (``unexpected``) are drawn red on a red band with the
+label "unexpected".  The case's scenario span, when given, is shaded.
+
 Arrow heads are SVG markers defined once per page by :func:`defs`; colours and markers come from the CSS
 classes in :data:`CSS`.
 """
@@ -58,6 +62,14 @@ svg.ladder{font:11px ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;max-wi
 .ladder .band{fill:#fff}
 .ladder .cutband{fill:#fff8e1}
 .ladder .note{fill:#666;font-style:italic}
+.ladder line.crafted{stroke-dasharray:6 4}
+.ladder line.crafted.o-replayed{stroke-dasharray:2 3}
+.ladder text.org{fill:#6d4c00;font-size:10px;font-style:italic;font-weight:normal}
+.ladder line.unx{stroke:#c62828;stroke-width:2.4;marker-end:url(#ah-r)}
+.ladder text.unx{fill:#c62828;font-weight:bold}
+.ladder .unxband{fill:#fdecea}
+.ladder .scn{fill:#f1f6ff}
+.ladder .scnbar{fill:#90caf9}
 """
 
 _KIND_COLOURS = {"s": "#2e7d32", "f": "#1565c0", "r": "#c62828", "d": "#333", "a": "#999"}
@@ -81,6 +93,7 @@ class _Event:
     t: float
     kind: str  # seg | state | call | cut
     item: dict[str, Any]
+    index: int = -1  # a segment's index in case["segments"]
 
 
 def lanes(case: Case) -> tuple[list[str], dict[str, str]]:
@@ -147,7 +160,7 @@ def _select(case: Case, max_arrows: int, max_events: int) -> tuple[list[_Event],
     the middle is replaced by one 'cut' event: two thirds of each budget go to the start, one third to
     the end."""
     order = {"call": 0, "seg": 1, "state": 2}
-    events = [_Event(s["t"], "seg", s) for s in case["segments"]]
+    events = [_Event(s["t"], "seg", s, i) for i, s in enumerate(case["segments"])]
     events += [_Event(s["t"], "state", s) for s in _state_changes(case["states"])]
     events += [_Event(s["t"], "call", s) for s in case["syscalls"]]
     events.sort(key=lambda e: (e.t, order[e.kind]))
@@ -194,11 +207,14 @@ def render(case: Case, max_arrows: int = MAX_ARROWS, max_events: int = MAX_EVENT
     width = xs[sides[-1]] + SIDE_W
     left_x, right_x = xs[sides[0]], xs[sides[-1]]
     events, omitted = _select(case, max_arrows, max_events)
+    unexpected = set(case.get("unexpected") or ())
 
     out: list[str] = []
+    rows: list[tuple[float, float, float]] = []  # (time, top, bottom) of every row, for the scenario band
     y = float(TOP)
     prev_t: float | None = None
     for ev in events:
+        top = y
         dt = 0.0 if prev_t is None else ev.t - prev_t
         if dt >= BREAK_S:
             out.append(_break(y + ROW["brk"] / 2, left_x, right_x, f"{fmt_t(dt)} idle"))
@@ -206,8 +222,9 @@ def render(case: Case, max_arrows: int = MAX_ARROWS, max_events: int = MAX_EVENT
         else:
             y += _gap_px(dt)
         y += ROW[ev.kind]
+        rows.append((ev.t, top, y))
         if ev.kind == "seg":
-            out.append(_arrow(ev.item, xs, sides, case["endpoints"], y))
+            out.append(_arrow(ev.item, xs, sides, case["endpoints"], y, ev.index in unexpected))
         elif ev.kind == "cut":
             out.append(_cut(ev.item, ev.t, y, left_x, right_x))
             prev_t = ev.item["t_end"]
@@ -221,7 +238,8 @@ def render(case: Case, max_arrows: int = MAX_ARROWS, max_events: int = MAX_EVENT
         (
             f'<svg class="ladder" xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}"'
             f' viewBox="0 0 {width} {height}" role="img" aria-label="ladder diagram of {esc(case["id"])}">'
-        )
+        ),
+        _scenario_band(case, rows, width, height),
     ]
     for side in sides:
         x = xs[side]
@@ -253,8 +271,36 @@ def _kind(seg: dict[str, Any]) -> str:
     return "d" if seg.get("len") else "a"
 
 
+def scenario_span(case: Case) -> tuple[float | None, float | None]:
+    """The case's scenario (start, end) in relative seconds; None for a bound not given."""
+    scenario = case.get("scenario") or {}
+    start, end = scenario.get("start"), scenario.get("end")
+    return (float(start) if isinstance(start, (int, float)) else None,
+            float(end) if isinstance(end, (int, float)) else None)
+
+
+def _scenario_band(case: Case, rows: list[tuple[float, float, float]], width: int, height: int) -> str:
+    """A light band behind the rows whose events fall inside the scenario, with a bar in the time column."""
+    start, end = scenario_span(case)
+    if start is None and end is None:
+        return ""
+    inside = [(top, bottom) for t, top, bottom in rows
+              if (start is None or t >= start) and (end is None or t <= end)]
+    if not inside:
+        return ""
+    y0 = inside[0][0] + 2 if start is not None else TOP - 10
+    y1 = inside[-1][1] + 5 if end is not None else height - 6
+    label = f"scenario {fmt_t(start) if start is not None else 'start'} → {fmt_t(end) if end is not None else 'end'}"
+    return (
+        f"<g><title>{esc(label)}</title>"
+        f'<rect class="scn" x="{TIME_W - 6}" y="{y0:.0f}" width="{width - TIME_W + 6}" height="{y1 - y0:.0f}"/>'
+        f'<rect class="scnbar" x="{TIME_W - 6}" y="{y0:.0f}" width="3" height="{y1 - y0:.0f}"/></g>'
+    )
+
+
 def _arrow(
-    seg: dict[str, Any], xs: dict[str, int], sides: list[str], endpoints: dict[str, Any], y: float
+    seg: dict[str, Any], xs: dict[str, int], sides: list[str], endpoints: dict[str, Any], y: float,
+    unexpected: bool = False,
 ) -> str:
     sender = str(seg.get("sender"))
     if sender not in sides:  # drawn on the line it shares, or the first one if unknown
@@ -262,17 +308,39 @@ def _arrow(
     x1, x2 = xs[sender], xs[receiver(sender, sides, endpoints)]
     k = _kind(seg)
     label = segment_label(seg)
+    origin = str(seg.get("origin") or "kernel")
     tip = f"{fmt_t(seg['t'])} {sender}: {label} win={seg.get('win', '?')}"
     if seg.get("options"):
         tip += " " + ",".join(map(str, seg["options"]))
+    if origin != "kernel":
+        tip += f" ({origin} by the harness, not sent by a kernel)"
+    if unexpected:
+        tip += " — UNEXPECTED (strict wire mode)"
     y1 = y - SLANT
     direction = 1 if x2 > x1 else -1
+    line_cls = f"sg k-{k}"
+    extra = ""
+    if origin != "kernel":
+        line_cls += f" crafted o-{esc(origin)}"
+        anchor = "start" if direction == 1 else "end"
+        extra += (f'<text class="org" x="{x1 + direction * 6}" y="{y1 - 2:.0f}" text-anchor="{anchor}">'
+                  f"{esc(origin)}</text>")
+    band = ""
+    if unexpected:
+        line_cls += " unx"
+        anchor = "end" if direction == 1 else "start"
+        extra += (f'<text class="unx" x="{x2 - direction * 8}" y="{y1 - 2:.0f}" text-anchor="{anchor}">'
+                  "unexpected</text>")
+        left, right = min(x1, x2), max(x1, x2)
+        band = (f'<rect class="unxband" x="{left - 40}" y="{y1 - 13:.0f}" width="{right - left + 80}"'
+                f' height="{SLANT + 17}"/>')
+    text_cls = f"k-{k} unx" if unexpected else f"k-{k}"
     return (
-        f"<g><title>{esc(tip)}</title>"
+        f"<g><title>{esc(tip)}</title>{band}"
         f'<text class="tm" x="4" y="{y1 + 3:.0f}">{fmt_t(seg["t"])}</text>'
-        f'<line class="sg k-{k}" x1="{x1 + direction}" y1="{y1:.0f}" x2="{x2 - direction * 2}" y2="{y:.0f}"/>'
-        f'<text class="k-{k}" x="{(x1 + x2) / 2:.0f}" y="{y1 - 2:.0f}" text-anchor="middle">{esc(label)}</text>'
-        "</g>"
+        f'<line class="{line_cls}" x1="{x1 + direction}" y1="{y1:.0f}" x2="{x2 - direction * 2}" y2="{y:.0f}"/>'
+        f'<text class="{text_cls}" x="{(x1 + x2) / 2:.0f}" y="{y1 - 2:.0f}" text-anchor="middle">{esc(label)}</text>'
+        f"{extra}</g>"
     )
 
 

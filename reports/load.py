@@ -1,7 +1,8 @@
 """Load and validate a run directory's ``results.json``.
 
 Any problem with the input raises :class:`ResultsError` whose message is one clear line, meant to be
-printed as-is by the CLI.  Optional fields missing from a case are filled with empty defaults here, so the
+printed as-is by the CLI.  Both ``sockconf/results/1`` and ``sockconf/results/2`` are read; optional fields
+missing from a case (including every field schema 1 lacks) are filled with empty defaults here, so the
 renderers never have to guess.
 """
 
@@ -12,12 +13,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import SCHEMA
+from . import SCHEMAS
 
 RESULTS_FILE = "results.json"
 OUTCOMES = ("passed", "failed", "error", "xpassed", "xfailed", "skipped")
 BAD_OUTCOMES = frozenset({"failed", "error", "xpassed"})
 SIDES = ("client", "server", "peer")
+ORIGINS = ("kernel", "injected", "replayed")
+CLAIM_VERDICTS = ("confirmed", "contradicted", "undecided")
 
 Case = dict[str, Any]
 
@@ -45,9 +48,29 @@ _CASE_DEFAULTS: dict[str, Any] = {
     "pcap": None,
     "fingerprint": None,
     "fingerprint_text": None,
+    # schema 2
+    "checks": [],
+    "allowed": [],
+    "unexpected": [],
+    "measured": [],
+    "observations": {},
+    "scenario": None,
+    "kernel_expectations": [],
 }
-_LIST_FIELDS = ("references", "segments", "states", "syscalls", "durations", "markers")
-_DICT_FIELDS = ("params", "endpoints", "nstat", "sysctls")
+_LIST_FIELDS = ("references", "segments", "states", "syscalls", "durations", "markers", "checks", "allowed",
+                "unexpected", "measured", "kernel_expectations")
+_DICT_FIELDS = ("params", "endpoints", "nstat", "sysctls", "observations")
+
+# Defaults of the items of schema 2's lists; an item missing a key gets the default.
+_CHECK_DEFAULTS: dict[str, Any] = {"kind": "", "what": "", "expected": "", "seen": "", "ok": None, "t": None,
+                                   "why": "", "params": {}}
+_ALLOWED_DEFAULTS: dict[str, Any] = {"sender": "", "pattern": "", "why": "", "count": None, "params": {}}
+_MEASURED_DEFAULTS: dict[str, Any] = {"t": None, "name": "", "value": None}
+_EXPECTATION_DEFAULTS: dict[str, Any] = {"name": "", "value": "", "key": "", "commit": ""}
+_CLAIM_DEFAULTS: dict[str, Any] = {"id": "", "quote": "", "asserts": "", "observation": "",
+                                   "verdict": "undecided", "note": "", "evidence": []}
+_EVIDENCE_DEFAULTS: dict[str, Any] = {"case": "", "outcome": None, "value": None, "verdict": None, "text": "",
+                                      "observed": ""}
 
 
 class ResultsError(Exception):
@@ -115,8 +138,9 @@ def validate(data: Any, where: str) -> None:
     if not isinstance(data, dict):
         raise ResultsError(f"{where}: top level is {type(data).__name__}, expected an object")
     schema = data.get("schema")
-    if schema != SCHEMA:
-        raise ResultsError(f"{where}: schema is {schema!r}, this version of reports reads {SCHEMA!r}")
+    if schema not in SCHEMAS:
+        readable = " or ".join(repr(s) for s in SCHEMAS)
+        raise ResultsError(f"{where}: schema is {schema!r}, this version of reports reads {readable}")
     for key, kind in (("run", dict), ("cases", list)):
         if not isinstance(data.get(key), kind):
             raise ResultsError(f"{where}: {key!r} is missing or not a JSON {kind.__name__}")
@@ -137,6 +161,27 @@ def validate(data: Any, where: str) -> None:
     for case in data["cases"]:
         counted[case["outcome"]] += 1
     data["totals"] = {o: int(totals.get(o, counted[o]) or 0) for o in OUTCOMES}
+    claims = data.get("claims")
+    if claims is None:
+        data["claims"] = None  # schema 1, or no claims: the report shows the cases' own ``claim`` fields
+    elif not isinstance(claims, list):
+        raise ResultsError(f"{where}: 'claims' must be a list")
+    else:
+        claim_ids: set[str] = set()
+        for i, claim in enumerate(claims):
+            at = f"{where}: claims[{i}]"
+            _fill(claim, _CLAIM_DEFAULTS, at)
+            if not claim["id"]:
+                claim["id"] = str(i + 1)
+            if str(claim["id"]) in claim_ids:
+                raise ResultsError(f"{at}: duplicate claim id {claim['id']!r}")
+            claim_ids.add(str(claim["id"]))
+            if not isinstance(claim["evidence"], list):
+                raise ResultsError(f"{at}: 'evidence' must be a list")
+            if not isinstance(claim.get("cases") or [], list):
+                raise ResultsError(f"{at}: 'cases' must be a list")
+            for j, ev in enumerate(claim["evidence"]):
+                _fill(ev, _EVIDENCE_DEFAULTS, f"{at}.evidence[{j}]")
 
 
 def _validate_case(case: Any, where: str) -> None:
@@ -167,6 +212,39 @@ def _validate_case(case: Any, where: str) -> None:
     claim = case["claim"]
     if claim is not None and not isinstance(claim, dict):
         raise ResultsError(f"{where}: 'claim' must be an object or null")
+    for seg in case["segments"]:
+        if not seg.get("origin"):
+            seg["origin"] = "kernel"
+    for key, defaults in (("checks", _CHECK_DEFAULTS), ("allowed", _ALLOWED_DEFAULTS),
+                          ("measured", _MEASURED_DEFAULTS), ("kernel_expectations", _EXPECTATION_DEFAULTS)):
+        for j, item in enumerate(case[key]):
+            _fill(item, defaults, f"{where}: {key}[{j}]")
+    for j, check in enumerate(case["checks"]):
+        if check["ok"] is not None and not isinstance(check["ok"], bool):
+            raise ResultsError(f"{where}: checks[{j}].ok must be true, false or null")
+    for j, index in enumerate(case["unexpected"]):
+        if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < len(case["segments"]):
+            raise ResultsError(f"{where}: unexpected[{j}] = {index!r} is not the index of one of the case's "
+                               f"{len(case['segments'])} segments")
+    for key, obs in case["observations"].items():
+        if not isinstance(obs, dict):
+            raise ResultsError(f"{where}: observations[{key!r}] must be an object")
+        obs.setdefault("value", None)
+        obs.setdefault("text", "")
+    scenario = case["scenario"]
+    if scenario is not None and not isinstance(scenario, dict):
+        raise ResultsError(f"{where}: 'scenario' must be an object or null")
+
+
+def _fill(item: Any, defaults: dict[str, Any], where: str) -> None:
+    """Give a list item of schema 2 every key of ``defaults`` (in place)."""
+    if not isinstance(item, dict):
+        raise ResultsError(f"{where}: expected an object")
+    for key, default in defaults.items():
+        if item.get(key) is None and default is not None:
+            item[key] = default.copy() if isinstance(default, (list, dict)) else default
+        else:
+            item.setdefault(key, None)
 
 
 def row_key(case: Case) -> str:

@@ -60,6 +60,22 @@ body.wide{max-width:none}.cols.side{flex-wrap:nowrap;overflow-x:auto}
 .cols.side>div{flex:0 0 auto;min-width:0}.cols.side svg.ladder{max-width:none}
 blockquote{margin:0;padding:2px 10px;border-left:4px solid #90a4ae;font-style:italic}
 .v-confirmed{background:#d7f0dc;color:#175c26}.v-contradicted{background:#fbd3d0;color:#8e1b12}
+.v-undecided{background:#eceff1;color:#444;border:1px dashed #90a4ae}
+.claim{border:1px solid var(--line);border-left:4px solid #90a4ae;border-radius:4px;margin:10px 0;padding:6px 10px;
+ scroll-margin-top:48px}
+.claim.v-confirmed,.claim.v-contradicted,.claim.v-undecided{background:none;color:inherit}
+.claim.v-confirmed{border-left-color:#2e7d32}.claim.v-contradicted{border-left-color:#c62828}
+.claim .meta{margin:6px 0}
+table.checks td:first-child{text-align:center;font-weight:bold;width:1.6em}
+table.checks tr.bad td{background:#fdecea}
+table.checks tr.bad td:first-child{color:#8e1b12;border-left:4px solid #c62828}
+table.checks tr.ok td:first-child{color:#175c26}table.checks tr.unknown td:first-child{color:var(--muted)}
+.ckline{margin:2px 0 6px}.ckline .bad{color:#8e1b12;font-weight:600}
+table.segs tr.unx td{background:#fdecea}table.segs tr.unx td:first-child{border-left:4px solid #c62828}
+table.segs tr.crafted td{color:#555;font-style:italic}
+.tag{display:inline-block;border:1px solid currentColor;border-radius:3px;padding:0 4px;font-size:11px;
+ font-style:normal;white-space:nowrap}.tag.unx{color:#8e1b12;font-weight:600}.tag.crafted{color:#6d4c00;
+ border-style:dashed}
 .tol{vertical-align:middle}.tol .band{fill:#c8e6c9}.tol .exp{stroke:#2e7d32;stroke-width:2}
 .tol .ok{fill:#1565c0}.tol .bad{fill:#c62828}.tol .ax{stroke:#bbb}
 .diffline-add{color:#175c26}.diffline-del{color:#8e1b12}
@@ -68,6 +84,7 @@ blockquote{margin:0;padding:2px 10px;border-left:4px solid #90a4ae;font-style:it
  .filters,.noprint{display:none!important}
  details.case{break-inside:avoid-page;border:none;border-top:1px solid #999;border-radius:0}
  .ladderbox{overflow:visible;border:none}.message{max-height:none}svg.ladder{max-width:100%}
+ .claim{break-inside:avoid-page}
  *{-webkit-print-color-adjust:exact;print-color-adjust:exact}
  a{color:inherit;text-decoration:none}
  h2{break-after:avoid}
@@ -126,9 +143,14 @@ def badge(outcome: str) -> str:
     return f'<span class="badge o-{esc(outcome)}">{esc(OUTCOME_MARK.get(outcome, outcome))}</span>'
 
 
-def table(headers: Sequence[str], rows: Iterable[Sequence[str]], cls: str = "") -> str:
-    """A table from already-escaped cell HTML; empty string when there are no rows."""
-    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
+def table(headers: Sequence[str], rows: Iterable[Sequence[str]], cls: str = "", row_cls: Sequence[str] = ()) -> str:
+    """A table from already-escaped cell HTML; empty string when there are no rows.  ``row_cls`` gives
+    rows a class, in order (missing or empty: none)."""
+    body = "".join(
+        (f'<tr class="{esc(row_cls[i])}">' if i < len(row_cls) and row_cls[i] else "<tr>")
+        + "".join(f"<td>{c}</td>" for c in row) + "</tr>"
+        for i, row in enumerate(rows)
+    )
     if not body:
         return ""
     head = "".join(f"<th>{esc(h)}</th>" for h in headers)

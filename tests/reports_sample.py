@@ -1,11 +1,14 @@
-"""Synthetic but realistic ``sockconf/results/1`` runs for the reports tests and the benchmark.
+"""Synthetic but realistic ``sockconf/results/2`` runs for the reports tests and the benchmark.
 
 :func:`make_run` builds a results document shaped like the plugin's: FIN handshakes ending in TIME_WAIT,
 close() with unread data answered by RST, an orphaned FIN_WAIT2 with a measured lifetime, a bulk transfer
-with many segments, a scripted peer sending a RST into TIME_WAIT (an article claim), a skipped case, an
-xfailed case and one failed case with ``ss`` output.  Sequence and ack numbers are computed from the
-conversation, so they are consistent.  Times carry seeded jitter; fingerprints do not depend on it, as
-the plugin's must not.
+with many segments, a RST injected by the harness into TIME_WAIT (an article claim), a skipped case, an
+xfailed case and one failed case with ``ss`` output, a failing check and a segment the strict wire mode
+flagged as unexpected.  Every case carries the checks it made (in order), the segments it allowed, its
+observations and the kernel expectations it applied; the run carries the article's claims, each with the
+evidence of the cases deciding it.  Sequence and ack numbers are computed from the conversation, so they
+are consistent.  Times carry seeded jitter; fingerprints do not depend on it, as the plugin's must not.
+:func:`to_schema1` turns a document into the older ``sockconf/results/1`` shape.
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-SCHEMA = "sockconf/results/1"
+SCHEMA = "sockconf/results/2"
+SCHEMA1 = "sockconf/results/1"
 RFC9293 = "https://www.rfc-editor.org/rfc/rfc9293"
 
 Case = dict[str, Any]
@@ -70,6 +74,25 @@ def _call(t: float, side: str, call: str, result: str = "0", errno: str | None =
             "result": result, "errno": errno}
 
 
+def _check(kind: str, what: str, expected: str, seen: str, ok: bool, t: float, why: str = "",
+           **params: Any) -> dict[str, Any]:
+    return {"kind": kind, "what": what, "expected": expected, "seen": seen, "ok": ok, "t": round(t, 6),
+            "why": why, "params": params}
+
+
+def _seen(seg: dict[str, Any]) -> str:
+    return f"[{seg['flags']}] seq {seg['seq']} ack {seg['ack']} at {seg['t'] * 1000:.3f} ms"
+
+
+def _no_unexpected(t: float) -> dict[str, Any]:
+    return _check("unexpected", "no SYN/FIN/RST/data segment the case did not expect or allow", "none", "none",
+                  True, t)
+
+
+def _expectation(name: str, value: str, key: str = "from 0", commit: str = "") -> dict[str, str]:
+    return {"name": name, "value": value, "key": key, "commit": commit}
+
+
 def _fin_handshake(j: Callable[[], float]) -> dict[str, Any]:
     segs = conversation(
         [*HANDSHAKE, (0.0002, "client", "PA", 100), (0.00004, "server", "A", 0), (0.0003, "client", "FA", 0),
@@ -81,7 +104,7 @@ def _fin_handshake(j: Callable[[], float]) -> dict[str, Any]:
                        "send FIN (not RST), pass FIN_WAIT1 and FIN_WAIT2, and sit in TIME_WAIT for 60 s.",
         "references": [{"text": "RFC 9293 §3.6", "url": RFC9293 + "#section-3.6"},
                        {"text": "net/ipv4/tcp.c __tcp_close()", "url": None}],
-        "kernel_expectation": "from 0: FIN",
+        "kernel_expectations": [_expectation("close() after the peer read everything sends", "FIN")],
         "segments": segs,
         "states": [_state(segs[1]["t"], "server", "ESTABLISHED"), _state(segs[2]["t"], "client", "ESTABLISHED"),
                    _state(fin, "client", "FIN_WAIT1", "retrans", 200), _state(segs[6]["t"], "client", "FIN_WAIT2"),
@@ -95,6 +118,23 @@ def _fin_handshake(j: Callable[[], float]) -> dict[str, Any]:
         "durations": [{"name": "TIME_WAIT timer at entry", "measured_s": 60.0, "expected_s": 60.0, "low_s": 59.0,
                        "high_s": 60.0, "ok": True, "source": "sock_diag"}],
         "nstat": {"client": {"TcpActiveOpens": 1}, "server": {"TcpPassiveOpens": 1}},
+        "checks": [
+            _check("state", "client is ESTABLISHED after connect()", "ESTABLISHED", "ESTABLISHED", True,
+                   segs[2]["t"] + 0.0001, side="client", state="ESTABLISHED"),
+            _check("segment", "client sends [FA] within 0.250 s of close()", "[FA] seq 101", _seen(segs[5]), True,
+                   segs[5]["t"], sender="client", flags="FA", deadline=round(fin + 0.25, 6)),
+            _check("states_seen", "client passes FIN_WAIT1, FIN_WAIT2 and TIME_WAIT in that order",
+                   "FIN_WAIT1 → FIN_WAIT2 → TIME_WAIT", "FIN_WAIT1 → FIN_WAIT2 → TIME_WAIT", True,
+                   srv_fin + 0.0001, side="client"),
+            _check("duration", "TIME_WAIT timer at entry", "60 s (59.000 … 60.000 s)", "60.000 s", True,
+                   srv_fin + 0.0002, source="sock_diag"),
+            _check("counter", "nstat client TcpActiveOpens delta", "1", "1", True, segs[8]["t"] + 0.001),
+            _no_unexpected(segs[8]["t"] + 0.002),
+        ],
+        "allowed": [{"sender": "server", "pattern": "[FA] seq 1",
+                     "why": "the server closes once it has read everything; its FIN is not what this case checks",
+                     "count": 1, "params": {"flags": "FA", "fields": {"seq": 1}}}],
+        "scenario": {"start": segs[2]["t"], "end": round(segs[8]["t"] + 0.002, 6)},
     }
 
 
@@ -109,7 +149,7 @@ def _unread_data(j: Callable[[], float]) -> dict[str, Any]:
         "references": [{"text": "RFC 9293 §3.10.4", "url": RFC9293 + "#section-3.10.4"},
                        {"text": "RFC 2525 §2.17", "url": "https://www.rfc-editor.org/rfc/rfc2525#page-50"},
                        {"text": "net/ipv4/tcp.c __tcp_close()", "url": None}],
-        "kernel_expectation": "from 0: RST",
+        "kernel_expectations": [_expectation("close() with unread data sends", "RST")],
         "segments": segs,
         "states": [_state(segs[2]["t"], "client", "ESTABLISHED"), _state(segs[1]["t"], "server", "ESTABLISHED"),
                    _state(rst, "server", "CLOSED"), _state(rst + 0.00003, "client", "CLOSED")],
@@ -118,6 +158,18 @@ def _unread_data(j: Callable[[], float]) -> dict[str, Any]:
                      _call(rst + 0.0005, "client", "recv", "-1", "ECONNRESET")],
         "durations": [],
         "nstat": {"client": {}, "server": {"TcpExtTCPAbortOnClose": 1}},
+        "checks": [
+            _check("segment", "server sends [RA] within 0.250 s of close()", "[RA] seq 1", _seen(segs[5]), True,
+                   rst, sender="server", flags="RA", deadline=round(rst + 0.25, 6)),
+            _check("absence", "server sends no [F] after close()", "no [F] from server", "none", True, rst + 0.3,
+                   sender="server", has="F"),
+            _check("value", "client recv() fails with", "ECONNRESET", "ECONNRESET", True, rst + 0.0005),
+            _check("counter", "nstat server TcpExtTCPAbortOnClose delta", "1", "1", True, rst + 0.31),
+            _no_unexpected(rst + 0.32),
+        ],
+        "measured": [{"t": round(rst + 0.0005, 6), "name": "client recv() errno", "value": "ECONNRESET"}],
+        "observations": {"close_with_unread_data": {"value": "RST", "text": "server sent RST, no FIN, on close()"}},
+        "scenario": {"start": segs[2]["t"], "end": round(rst + 0.32, 6)},
     }
 
 
@@ -134,7 +186,9 @@ def _orphan_fin_wait2(j: Callable[[], float]) -> dict[str, Any]:
                        "is answered with RST.",
         "references": [{"text": "ip-sysctl.rst tcp_fin_timeout",
                         "url": "https://docs.kernel.org/networking/ip-sysctl.html"}],
-        "kernel_expectation": "from 0: timeout",
+        "kernel_expectations": [_expectation("orphaned FIN_WAIT2 ends after", "tcp_fin_timeout"),
+                                _expectation("a FIN to a gone orphan is answered with", "RST",
+                                             "from 5.8 (f0628c524fd1), and 5.4.251+ in 5.4.y", "f0628c524fd1")],
         "segments": segs + rst,
         "states": [_state(segs[2]["t"], "client", "ESTABLISHED"), _state(segs[3]["t"], "client", "FIN_WAIT1"),
                    _state(fw2, "client", "FIN_WAIT2", "timewait", 1000), _state(fw2, "server", "CLOSE_WAIT"),
@@ -145,6 +199,15 @@ def _orphan_fin_wait2(j: Callable[[], float]) -> dict[str, Any]:
                        "low_s": 0.99, "high_s": 1.16, "ok": True, "source": "sock_diag"}],
         "sysctls": {"net.ipv4.tcp_fin_timeout": "1"},
         "nstat": {"client": {"TcpExtTCPAbortOnTimeout": 0}, "server": {}},
+        "checks": [
+            _check("state", "client is FIN_WAIT2 after the server's ACK", "FIN_WAIT2", "FIN_WAIT2", True, fw2 + 0.001),
+            _check("duration", "orphan FIN_WAIT2 lifetime", "1 s (0.990 … 1.160 s)", f"{lifetime:.3f} s", True,
+                   fw2 + lifetime, source="sock_diag"),
+            _check("segment", "client answers the late [FA] with [R]", "[R] seq 2", _seen(rst[1]), True,
+                   rst[1]["t"], sender="client", flags="R"),
+            _no_unexpected(rst[1]["t"] + 0.001),
+        ],
+        "scenario": {"start": segs[2]["t"], "end": round(rst[1]["t"] + 0.001, 6)},
     }
 
 
@@ -167,6 +230,13 @@ def _bulk_close(j: Callable[[], float]) -> dict[str, Any]:
                    _state(segs[-3]["t"], "client", "FIN_WAIT2"), _state(segs[-2]["t"], "client", "TIME_WAIT",
                                                                         "timewait", 60000),
                    _state(segs[-1]["t"], "server", "CLOSED")],
+        "kernel_expectations": [_expectation("close() with queued data sends", "all data, then FIN")],
+        "checks": [
+            _check("value", "bytes the server read", "101360", "101360", True, segs[-3]["t"]),
+            _check("segment", "client sends [FA] after its last data byte is acknowledged", "[FA] seq 101361",
+                   _seen(segs[-4]), True, segs[-4]["t"], sender="client", flags="FA"),
+            _no_unexpected(segs[-1]["t"] + 0.001),
+        ],
         "syscalls": [_call(segs[3]["t"] - 0.00001, "client", "send", "101360", args="101360 bytes"),
                      _call(segs[3]["t"], "client", "close")],
         "durations": [],
@@ -179,17 +249,21 @@ def _rst_in_timewait(j: Callable[[], float]) -> dict[str, Any]:
     segs = base["segments"]
     t = segs[-1]["t"] + 0.5
     segs.append({"t": round(t, 6), "sender": "peer", "flags": "R", "seq": 2, "ack": 0, "len": 0, "win": 0,
-                 "options": []})
+                 "options": [], "origin": "injected"})
     base["states"].append(_state(t + 0.00002, "client", "CLOSED"))
+    base["checks"] = [*base["checks"][:-1],
+                      _check("state", "client TIME_WAIT socket is gone within 0.010 s of the injected [R]", "CLOSED",
+                             "CLOSED after 20µs", True, t + 0.00003, side="client", state="CLOSED"),
+                      _no_unexpected(t + 0.011)]
+    base["observations"] = {"timewait_after_rst": {
+        "value": "gone", "text": "TIME_WAIT socket gone 20 µs after the injected RST; tcp_rfc1337=0"}}
+    base["scenario"] = {"start": segs[2]["t"], "end": round(t + 0.011, 6)}
     base.update({
         "title": "a RST arriving in TIME_WAIT kills the socket (TIME-WAIT assassination)",
         "description": "A scripted peer sends an in-window RST to the client's TIME_WAIT socket. With "
                        "net.ipv4.tcp_rfc1337=0 (the default) Linux drops the TIME_WAIT socket at once.",
         "references": [{"text": "RFC 1337", "url": "https://www.rfc-editor.org/rfc/rfc1337"}],
-        "kernel_expectation": "from 0: assassinated",
-        "claim": {"quote": "A stray RST cuts TIME_WAIT short on Linux unless tcp_rfc1337 is set.",
-                  "verdict": "confirmed",
-                  "evidence": "TIME_WAIT socket gone 20 µs after the peer's RST; tcp_rfc1337=0."},
+        "kernel_expectations": [_expectation("an in-window RST in TIME_WAIT (tcp_rfc1337=0)", "kills the socket")],
     })
     base["endpoints"] = {"peer": {"addr": "198.18.0.2", "port": 8080, "netns_cookie": 4099}}
     return base
@@ -201,11 +275,23 @@ def _failed_linger(j: Callable[[], float]) -> dict[str, Any]:
         "title": "close() with SO_LINGER {1, 0} resets instead of FIN",
         "description": "With linger on and a zero timeout, close() must abort: RST at once, no TIME_WAIT.",
         "references": [{"text": "socket(7) SO_LINGER", "url": "https://man7.org/linux/man-pages/man7/socket.7.html"}],
-        "kernel_expectation": "from 0: RST",
+        "kernel_expectations": [_expectation("close() with SO_LINGER {1, 0} sends", "RST")],
         "message": "expected: client sends RST on close()\nseen: FIN, then TIME_WAIT (ss below)\n"
                    "why: SO_LINGER was set after connect(); check setsockopt order",
         "ss": SS_TEXT,
     })
+    segs = base["segments"]
+    fin = segs[5]
+    why = "SO_LINGER was set after connect(); check setsockopt order"
+    base["checks"] = [
+        base["checks"][0],
+        _check("segment", "client sends [R] within 0.250 s of close()", "[R] from client", _seen(fin), False,
+               fin["t"] + 0.25, why, sender="client", flags="R", deadline=round(fin["t"] + 0.25, 6)),
+        _check("unexpected", "no SYN/FIN/RST/data segment the case did not expect or allow", "none",
+               f"client {_seen(fin)}", False, fin["t"] + 0.251),
+    ]
+    base["unexpected"] = [5]
+    base["scenario"] = {"start": segs[2]["t"], "end": round(fin["t"] + 0.251, 6)}
     return base
 
 
@@ -214,10 +300,9 @@ def _claim_contradicted(j: Callable[[], float]) -> dict[str, Any]:
     base.update({
         "title": "shutdown(SHUT_RD) then close() with unread data still sends RST",
         "description": "shutdown(SHUT_RD) does not discard the receive queue, so close() afterwards still resets.",
-        "claim": {"quote": "Calling shutdown(SHUT_RD) first lets close() send a clean FIN.",
-                  "verdict": "contradicted",
-                  "evidence": "RST sent by the server 1 ms after close(); no FIN seen."},
     })
+    base["observations"] = {"close_after_shut_rd": {"value": "RST",
+                                                    "text": "RST sent by the server 1 ms after close(); no FIN seen"}}
     return base
 
 
@@ -232,6 +317,37 @@ TEMPLATES: list[tuple[str, str, Callable[[Callable[[], float]], dict[str, Any]],
     ("timewait", "reuse-port", _fin_handshake, "skipped"),
     ("shutdown", "shut-wr-half-close", _fin_handshake, "xfailed"),
 ]
+
+
+CLAIMS: list[dict[str, Any]] = [
+    {"id": "timewait-rst-assassination", "template": 4,
+     "quote": "A stray RST cuts TIME_WAIT short on Linux unless tcp_rfc1337 is set.",
+     "asserts": "with net.ipv4.tcp_rfc1337=0, an in-window RST arriving at a TIME_WAIT socket removes it at once",
+     "observation": "timewait_after_rst", "verdict": "confirmed", "note": "", "value": "gone", "decides": True,
+     "text": ""},  # no text: the report takes the case's observation text
+    {"id": "shut-rd-clean-fin", "template": 6,
+     "quote": "Calling shutdown(SHUT_RD) first lets close() send a clean FIN.",
+     "asserts": "after shutdown(SHUT_RD), close() with unread data sends FIN rather than RST",
+     "observation": "close_after_shut_rd", "verdict": "contradicted", "note": "", "value": "RST", "decides": False,
+     "text": "RST sent by the server 1 ms after close(); no FIN seen."},
+    {"id": "reuseport-timewait-takeover", "template": 7,
+     "quote": "With SO_REUSEPORT a new listener can take over a port still held in TIME_WAIT.",
+     "asserts": "bind() and listen() with SO_REUSEPORT succeed on a port whose connection is in TIME_WAIT",
+     "observation": "reuseport_bind_in_timewait", "verdict": "undecided",
+     "note": "the deciding case was skipped on this kernel", "value": None, "decides": None, "text": ""},
+]
+
+
+def run_claims(cases: list[Case], templates: list[int]) -> list[dict[str, Any]]:
+    """The run's claims, each with the evidence of every case built from its template."""
+    out = []
+    for claim in CLAIMS:
+        evidence = [{"case": c["id"], "outcome": c["outcome"], "value": claim["value"], "verdict": claim["decides"],
+                     "text": claim["text"]} for c, index in zip(cases, templates, strict=True)
+                    if index == claim["template"]]
+        out.append({k: claim[k] for k in ("id", "quote", "asserts", "observation", "verdict", "note")}
+                   | {"evidence": evidence})
+    return out
 
 
 def fingerprint_text(case: Case) -> str:
@@ -287,7 +403,7 @@ def make_run(n_cases: int | None = None, seed: int = 1, label: str = "default",
             size = None if k < len(TEMPLATES) * 2 else str(k // (len(TEMPLATES) * 2))
             combos.append((k // 2 % len(TEMPLATES), ("ipv4", "ipv6")[k % 2], size))
             k += 1
-    cases = []
+    cases, templates = [], []
     t0 = 1764083760.0
     for index, family, size in combos:
         area, name, build, outcome = TEMPLATES[index]
@@ -299,7 +415,8 @@ def make_run(n_cases: int | None = None, seed: int = 1, label: str = "default",
             "nodeid": f"conformance/test_{area}.py::test_{name.replace('-', '_')}[{suffix}]",
             "area": area, "family": family, "params": params, "markers": [],
             "outcome": outcome, "duration_s": round(0.2 + rng.random() * 0.1, 3),
-            "message": None, "references": [], "kernel_expectation": None, "claim": None,
+            "message": None, "references": [], "kernel_expectations": [],
+            "checks": [], "allowed": [], "unexpected": [], "measured": [], "observations": {}, "scenario": None,
             "t0": t0,
             "endpoints": {"client": {"addr": "198.18.0.1" if family == "ipv4" else "fd00::1", "port": 41234,
                                      "netns_cookie": 4097},
@@ -314,14 +431,15 @@ def make_run(n_cases: int | None = None, seed: int = 1, label: str = "default",
         if outcome == "skipped":
             case.update(title="SO_REUSEPORT lets a new listener take over a port held in TIME_WAIT",
                         description="Needs a kernel that keeps TIME_WAIT buckets per reuseport group.",
-                        references=[], kernel_expectation=None,
-                        segments=[], states=[], syscalls=[], durations=[], nstat={}, pcap=None,
+                        references=[], kernel_expectations=[], checks=[], allowed=[], observations={},
+                        scenario=None, segments=[], states=[], syscalls=[], durations=[], nstat={}, pcap=None,
                         message="SO_REUSEPORT TIME_WAIT reuse needs kernel >= 7.0")
         if outcome == "xfailed":
             case.update(title="shutdown(SHUT_WR) half-close keeps receiving until the peer's FIN",
                         message="known: the peer's late data is answered with RST on 6.x, see issue 12")
         set_fingerprint(case)
         cases.append(case)
+        templates.append(index)
         t0 += 0.5
     totals = {o: 0 for o in ("passed", "failed", "skipped", "error", "xfailed", "xpassed")}
     for case in cases:
@@ -343,8 +461,39 @@ def make_run(n_cases: int | None = None, seed: int = 1, label: str = "default",
             "sysctl_overrides": overrides,
         },
         "totals": totals,
+        "claims": run_claims(cases, templates),
         "cases": cases,
     }
+
+
+SCHEMA2_CASE_FIELDS = ("checks", "allowed", "unexpected", "measured", "observations", "scenario", "kernel_expectations")
+
+
+def to_schema1(data: dict) -> dict:
+    """A copy of ``data`` as a ``sockconf/results/1`` document: no run-level claims (each case deciding one
+    carries it instead), one ``kernel_expectation`` string per case, none of schema 2's case fields, no segment
+    origins."""
+    old = clone(data)
+    old["schema"] = SCHEMA1
+    cases = {c["id"]: c for c in old["cases"]}
+    for case in old["cases"]:
+        expectations = case.get("kernel_expectations") or []
+        case["kernel_expectation"] = (f"{expectations[0]['key']}: {expectations[0]['value']}"
+                                      if expectations else None)
+        case["claim"] = None
+    for claim in old.pop("claims", None) or []:
+        for ev in claim["evidence"]:
+            if ev["verdict"] is None:  # schema 1 had no undecided claims
+                continue
+            case = cases[ev["case"]]
+            text = ev["text"] or case.get("observations", {}).get(claim["observation"], {}).get("text", "")
+            case["claim"] = {"quote": claim["quote"], "verdict": claim["verdict"], "evidence": text}
+    for case in old["cases"]:
+        for key in SCHEMA2_CASE_FIELDS:
+            case.pop(key, None)
+        for seg in case["segments"]:
+            seg.pop("origin", None)
+    return old
 
 
 def write_run(run_dir: Path, data: dict, pcaps: bool = True) -> Path:

@@ -124,7 +124,7 @@ def test_bad_input_exits_2_with_one_line(tmp_path: Path, base: Path, problem: st
     if problem == "corrupt json":
         (bad / "results.json").write_text('{"schema": "sockconf/results/1", "run": {')
     elif problem == "other schema":
-        (bad / "results.json").write_text(json.dumps({**make_run(), "schema": "sockconf/results/2"}))
+        (bad / "results.json").write_text(json.dumps({**make_run(), "schema": "sockconf/results/3"}))
     elif problem == "not object":
         (bad / "results.json").write_text("[1, 2]")
     proc = run_cli(base, bad)

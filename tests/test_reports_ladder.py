@@ -114,3 +114,57 @@ def test_countdown_rows_are_not_drawn_but_a_socket_that_comes_back_is() -> None:
     notes = [t.text for t in parse(svg).iter(f"{SVG}text") if t.get("class") == "st"]
     # client: FIN_WAIT2, then gone/back twice, then gone for good (the last row repeats CLOSED: not redrawn)
     assert sum(n.startswith("FIN_WAIT2") for n in notes) == 3 and notes.count("CLOSED") == 3 + 1
+
+
+def test_injected_segment_is_dashed_and_labelled_not_drawn_like_a_kernels() -> None:
+    case = sample_case("timewait/rst-assassination[ipv4]")
+    assert case["segments"][-1]["origin"] == "injected"
+    svg, _ = ladder.render(case)
+    root = parse(svg)
+    lines = arrows(root)
+    injected = lines[-1]
+    assert injected.get("class").split() == ["sg", "k-r", "crafted", "o-injected"]
+    assert all("crafted" not in a.get("class") for a in lines[:-1])  # the kernels' segments are solid
+    assert ".ladder line.crafted{stroke-dasharray:" in ladder.CSS  # dashed
+    group = next(g for g in root.iter(f"{SVG}g") if injected in list(g))
+    labels = {t.get("class"): t.text for t in group.iter(f"{SVG}text")}
+    assert labels["org"] == "injected" and labels["k-r"] == "R seq=2 ack=0 len=0"
+    assert "injected by the harness, not sent by a kernel" in group.find(f"{SVG}title").text
+    # a replayed frame: dashed too, with its own label
+    case["segments"][-1]["origin"] = "replayed"
+    root = parse(ladder.render(case)[0])
+    replayed = arrows(root)[-1]
+    assert "crafted" in replayed.get("class") and "o-replayed" in replayed.get("class")
+    assert "replayed" in [t.text for t in root.iter(f"{SVG}text") if t.get("class") == "org"]
+
+
+def test_unexpected_segment_is_marked_red() -> None:
+    case = sample_case("linger/zero-timeout-rst[ipv4]")
+    assert case["unexpected"] == [5]
+    root = parse(ladder.render(case)[0])
+    lines = arrows(root)
+    marked = [i for i, a in enumerate(lines) if "unx" in a.get("class").split()]
+    assert marked == [5]
+    assert ".ladder line.unx{stroke:#c62828" in ladder.CSS
+    group = next(g for g in root.iter(f"{SVG}g") if lines[5] in list(g))
+    texts = {t.text: t.get("class") for t in group.iter(f"{SVG}text")}
+    assert texts["unexpected"] == "unx" and texts["FA seq=101 ack=1 len=0"] == "k-f unx"
+    assert group.find(f"{SVG}rect").get("class") == "unxband"
+    assert "UNEXPECTED" in group.find(f"{SVG}title").text
+    # the index counts all segments, also when the middle of a long exchange is not drawn
+    bulk = sample_case("close/bulk-then-close[ipv4]")
+    bulk["unexpected"] = [len(bulk["segments"]) - 2]
+    root = parse(ladder.render(bulk)[0])
+    marked = [a for a in arrows(root) if "unx" in a.get("class").split()]
+    assert len(marked) == 1 and marked[0] is arrows(root)[-2]
+
+
+def test_scenario_is_shaded_behind_its_rows() -> None:
+    case = sample_case("close/fin-handshake[ipv4]")
+    root = parse(ladder.render(case)[0])
+    band = next(r for r in root.iter(f"{SVG}rect") if r.get("class") == "scn")
+    top, bottom = float(band.get("y")), float(band.get("y")) + float(band.get("height"))
+    ys = [float(a.get("y2")) for a in arrows(root)]
+    # the handshake's SYN and SYN-ACK come before the scenario (it starts at the third segment)
+    assert ys[0] < top and ys[1] < top and all(top < y <= bottom for y in ys[2:])
+    assert "scenario" not in ladder.render(dict(case, scenario=None))[0]

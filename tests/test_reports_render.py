@@ -10,7 +10,15 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from reports_sample import SS_TEXT, case_by_id, external_resources, make_run, unbalanced_tags, write_run
+from reports_sample import (
+    SS_TEXT,
+    case_by_id,
+    external_resources,
+    make_run,
+    to_schema1,
+    unbalanced_tags,
+    write_run,
+)
 
 from reports.__main__ import main, render
 from reports.fmt import slug
@@ -116,12 +124,142 @@ def test_long_ladders_are_capped_and_idle_gaps_compressed(report: str) -> None:
     assert re.search(r"⋯ 1\.0\d\ds idle ⋯", orphan)
 
 
-def test_claims_section_lists_quote_verdict_and_evidence(report: str) -> None:
+def section(report: str, case_id: str) -> str:
+    """The HTML of one case's section."""
+    return report.split(f'<details class="case" id="{slug(case_id)}"', 1)[1].split('<details class="case"', 1)[0]
+
+
+def claims_html(report: str) -> str:
+    return report.split('<h2 id="claims">', 1)[1].split('<h2 id="cases">', 1)[0]
+
+
+LINGER = "linger/zero-timeout-rst[ipv4]"
+
+
+def test_checked_list_shows_what_expected_seen_and_a_mark_per_check(report: str, sample: tuple[Path, dict]) -> None:
+    _, data = sample
+    for case_id in ("close/fin-handshake[ipv4]", "close/unread-data[ipv6]", LINGER):
+        html = section(report, case_id)
+        assert "<h3>Checked</h3>" in html
+        table = html.split('<table class="checks">', 1)[1].split("</table>", 1)[0]
+        rows = re.findall(r"<tr( class=\"[^\"]*\")?>(.*?)</tr>", table.split("<tbody>", 1)[1])
+        checks = case_by_id(data, case_id)["checks"]
+        assert len(rows) == len(checks) > 0
+        for (cls, row), check in zip(rows, checks, strict=True):  # in the order the case checked them
+            assert html_escape(check["what"]) in row
+            assert f"<code>{html_escape(check['expected'])}</code>" in row
+            assert f"<code>{html_escape(check['seen'])}</code>" in row
+            assert ("✓" in row and cls == ' class="ok"') if check["ok"] else ("✗" in row and cls == ' class="bad"')
+    linger = section(report, LINGER)
+    # the failing check is highlighted, with its reason; the summary counts the failures
+    bad = re.findall(r'<tr class="bad">(.*?)</tr>', linger)
+    assert len(bad) == 2 and "client sends [R] within 0.250 s of close()" in bad[0]
+    assert "why: SO_LINGER was set after connect()" in bad[0] and "[FA] seq 101 ack 1 at" in bad[0]
+    assert "3 checks, <span class='bad'>2 failed</span>" in linger
+    assert "2 of 3 checks failed" in linger.split("</summary>", 1)[0]
+    assert "table.checks tr.bad td{background:" in report  # the highlight is styled
+    fin = section(report, "close/fin-handshake[ipv4]")
+    assert "6 checks, all passed" in fin and "✗" not in fin.split('<table class="checks">', 1)[1].split("</table>")[0]
+    # allowed segments, with their reason, in the Checked section
+    allowed = fin.split('<table class="allowed">', 1)[1].split("</table>", 1)[0]
+    assert "<code" in allowed and "[FA] seq 1</code>" in allowed and "its FIN is not what this case checks" in allowed
+    assert "<td>1</td>" in allowed  # matched once
+    # the kernel expectations the case applied, with their version key and commit
+    orphan = section(report, "orphan/fin-wait2-timeout[ipv4]")
+    assert "a FIN to a gone orphan is answered with: <code>RST</code>" in orphan
+    assert "from 5.8 (f0628c524fd1), and 5.4.251+ in 5.4.y" in orphan and "<code>f0628c524fd1</code>" in orphan
+    # observations and the scenario
+    unread = section(report, "close/unread-data[ipv4]")
+    assert "<h3>Observed</h3>" in unread and "server sent RST, no FIN, on close()" in unread
+    assert "<dt>scenario</dt>" in unread and "Measured values" in unread and "ECONNRESET" in unread
+
+
+def html_escape(text: str) -> str:
+    import html
+
+    return html.escape(text, quote=True)
+
+
+def test_segment_table_marks_unexpected_and_injected_segments(report: str, sample: tuple[Path, dict]) -> None:
+    _, data = sample
+    linger = section(report, LINGER)
+    # a case with an unexpected segment opens its segment table, and the row says so
+    segs = linger.split('<details class="segments" open>', 1)[1].split("</details>", 1)[0]
+    assert '<span class="tag unx">1 unexpected</span>' in segs.split("</summary>", 1)[0]
+    unx = re.findall(r'<tr class="unx"><td>(\d+)</td>(.*?)</tr>', segs)
+    assert [int(i) for i, _ in unx] == case_by_id(data, LINGER)["unexpected"] == [5]
+    assert "FA seq=101 ack=1 len=0" in unx[0][1] and "✗ unexpected" in unx[0][1]
+    # an injected frame is said to be the harness's, not a kernel's; the table stays folded without unexpected
+    rst = section(report, "timewait/rst-assassination[ipv4]")
+    assert '<details class="segments">' in rst
+    crafted = re.findall(r'<tr class="crafted">(.*?)</tr>', rst)
+    assert len(crafted) == 1 and "injected by the harness" in crafted[0] and "<td>peer</td>" in crafted[0]
+    assert 'class="sg k-r crafted o-injected"' in rst  # and the ladder draws it so
+
+
+def test_claims_section_joins_each_claim_to_its_evidence(report: str, sample: tuple[Path, dict]) -> None:
+    _, data = sample
+    claims = claims_html(report)
+    blocks = re.findall(r'<div class="claim (v-\w+)" id="(claim-[^"]+)">(.*?)</div>', claims, re.S)
+    assert [(cls, anchor) for cls, anchor, _ in blocks] == [
+        ("v-confirmed", "claim-timewait-rst-assassination"), ("v-contradicted", "claim-shut-rd-clean-fin"),
+        ("v-undecided", "claim-reuseport-timewait-takeover")]
+    by_id = {anchor: html for _, anchor, html in blocks}
+    for claim in data["claims"]:
+        html = by_id[f"claim-{claim['id']}"]
+        assert f"<blockquote>{html_escape(claim['quote'])}</blockquote>" in html
+        assert html_escape(claim["asserts"]) in html  # what it asserts in testable terms
+        assert f'<span class="badge v-{claim["verdict"]}">{claim["verdict"]}</span>' in html
+        for ev in claim["evidence"]:  # each deciding case: linked, with its outcome in this run
+            case = case_by_id(data, ev["case"])
+            assert f'<a href="#{slug(ev["case"])}">{html_escape(ev["case"])}</a>' in html
+            assert f'<span class="badge o-{case["outcome"]}">' in html
+    confirmed = by_id["claim-timewait-rst-assassination"]
+    # the evidence has no text of its own: the deciding case's observation text is shown
+    assert "TIME_WAIT socket gone 20 µs after the injected RST" in confirmed
+    assert '<span class="badge v-confirmed">confirms</span>' in confirmed
+    assert "RST sent by the server 1 ms after close(); no FIN seen." in by_id["claim-shut-rd-clean-fin"]
+    assert '<span class="badge v-contradicted">contradicts</span>' in by_id["claim-shut-rd-clean-fin"]
+    undecided = by_id["claim-reuseport-timewait-takeover"]
+    assert "o-skipped" in undecided and "decides nothing" in undecided and "not observed" in undecided
+    assert "the deciding case was skipped on this kernel" in undecided
+    assert ".v-undecided{" in report  # styled, neutral
+    assert "1 confirmed, 1 contradicted, 1 undecided" in claims
+    # and back: the case links to the claim it decides
+    rst = section(report, "timewait/rst-assassination[ipv4]")
+    assert 'href="#claim-timewait-rst-assassination"' in rst and "Evidence for the article" in rst
+
+
+def test_claim_evidence_for_a_case_not_in_the_run_is_not_linked(tmp_path: Path) -> None:
+    data = make_run()
+    data["claims"][0]["evidence"].append({"case": "timewait/gone[ipv4]", "outcome": "passed", "value": "x",
+                                          "verdict": True, "text": "seen elsewhere"})
+    data["claims"].append({"quote": "No evidence at all."})  # every other field defaults
+    html = claims_html(render(write_run(tmp_path / "run", data)).read_text())
+    assert "<code>timewait/gone[ipv4]</code> <span class=\"muted\">(not in this run)</span>" in html
+    assert 'href="#c-timewait-gone-ipv4"' not in html and "seen elsewhere" in html
+    assert 'id="claim-4"' in html and "No case in this run decides this claim." in html
+
+
+def test_schema1_file_still_renders(tmp_path: Path) -> None:
+    data = to_schema1(make_run())
+    assert data["schema"] == "sockconf/results/1" and "claims" not in data
+    report = render(write_run(tmp_path / "run", data)).read_text()
+    assert external_resources(report) == [] and unbalanced_tags(report) == []
+    # the claims section comes from the cases' own claim fields, as before
     claims = report.split('id="claims"', 1)[1].split("</table>", 1)[0]
     assert "A stray RST cuts TIME_WAIT short" in claims and "v-confirmed" in claims
     assert "lets close() send a clean FIN" in claims and "v-contradicted" in claims
     assert "TIME_WAIT socket gone 20 µs" in claims
     assert claims.count("<blockquote>") == 2
+    unread = section(report, "close/unread-data[ipv4]")
+    assert "expectation applied: <code>from 0: RST</code>" in unread
+    assert "<h3>Checked</h3>" not in unread and "crafted" not in unread and "unexpected" not in unread
+    assert '<svg class="ladder"' in unread
+    run = load_run(tmp_path / "run")
+    case = run.case_map()["close/unread-data[ipv4]"]
+    assert case["checks"] == [] and case["unexpected"] == [] and case["observations"] == {}
+    assert {s["origin"] for s in case["segments"]} == {"kernel"} and run.data["claims"] is None
 
 
 def test_text_is_escaped(tmp_path: Path) -> None:
@@ -131,15 +269,34 @@ def test_text_is_escaped(tmp_path: Path) -> None:
     assert "<script>alert(1)</script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
 
 
-def test_minimal_cases_render(tmp_path: Path) -> None:
+@pytest.mark.parametrize("schema", ["sockconf/results/1", "sockconf/results/2"])
+def test_minimal_cases_render(tmp_path: Path, schema: str) -> None:
     """Only id and outcome are required of a case; everything else gets a default."""
-    data = {"schema": "sockconf/results/1", "run": {"id": "x"}, "cases": [{"id": "close/x", "outcome": "passed"}]}
+    data = {"schema": schema, "run": {"id": "x"}, "cases": [{"id": "close/x", "outcome": "passed"}]}
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     (run_dir / "results.json").write_text(json.dumps(data))
     html = render(run_dir).read_text()
     assert "close/x" in html and "All recorded sysctls are at their kernel defaults." in html
     assert "No case in this run checks a claim." in html
+
+
+def test_schema2_items_get_defaults(tmp_path: Path) -> None:
+    data = {"schema": "sockconf/results/2", "run": {"id": "x"}, "claims": [{"evidence": [{"case": "close/x"}]}],
+            "cases": [{"id": "close/x", "outcome": "failed", "checks": [{"what": "something", "ok": False}],
+                       "allowed": [{"pattern": "[A]"}], "segments": [{"t": 0.1, "sender": "client", "flags": "S"}],
+                       "unexpected": [0]}]}
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "results.json").write_text(json.dumps(data))
+    run = load_run(run_dir)
+    case = run.cases[0]
+    assert case["checks"][0] == {"kind": "", "what": "something", "expected": "", "seen": "", "ok": False, "t": None,
+                                 "why": "", "params": {}}
+    assert case["allowed"][0]["count"] is None and case["segments"][0]["origin"] == "kernel"
+    assert run.data["claims"][0]["verdict"] == "undecided" and run.data["claims"][0]["id"] == "1"
+    html = render(run_dir).read_text()
+    assert "something" in html and '<tr class="bad">' in html and '<tr class="unx">' in html
 
 
 def test_junit_counts_failures_skips_and_carries_references(sample: tuple[Path, dict]) -> None:
@@ -159,10 +316,18 @@ def test_junit_counts_failures_skips_and_carries_references(sample: tuple[Path, 
     assert "net/ipv4/tcp.c __tcp_close()" in refs
     failure = cases["linger/zero-timeout-rst[ipv4]"].find("failure")
     assert failure is not None and failure.get("message") == "expected: client sends RST on close()"
+    # the failure text ends with the case's checks: how many, and each failed one
+    text = failure.text or ""
+    assert text.startswith("expected: client sends RST on close()") and "\n\nchecks: 3, 2 failed\n" in text
+    assert ("✗ client sends [R] within 0.250 s of close(): expected [R] from client, seen [FA] seq 101 ack 1 at"
+            in text and "(why: SO_LINGER was set after connect(); check setsockopt order)" in text)
+    linger_props = {p.get("name"): p.get("value") for p in cases["linger/zero-timeout-rst[ipv4]"].iter("property")}
+    assert linger_props["checks"] == "3" and linger_props["kernel_expectation"] == (
+        "close() with SO_LINGER {1, 0} sends: RST (from 0)")
     assert cases["shutdown/shut-wr-half-close[ipv4]"].find("skipped") is not None
 
 
-@pytest.mark.parametrize("problem", ["missing", "corrupt", "schema", "outcome", "duplicate"])
+@pytest.mark.parametrize("problem", ["missing", "corrupt", "schema", "outcome", "duplicate", "unexpected", "claims"])
 def test_render_bad_input_is_one_line_and_exit_2(tmp_path: Path, problem: str,
                                                  capsys: pytest.CaptureFixture[str]) -> None:
     run_dir = tmp_path / "run"
@@ -173,12 +338,18 @@ def test_render_bad_input_is_one_line_and_exit_2(tmp_path: Path, problem: str,
     if problem == "corrupt":
         results.write_text(results.read_text()[:500])
     elif problem == "schema":
-        results.write_text(json.dumps({**data, "schema": "sockconf/results/2"}))
+        results.write_text(json.dumps({**data, "schema": "sockconf/results/3"}))
     elif problem == "outcome":
         data["cases"][0]["outcome"] = "exploded"
         results.write_text(json.dumps(data))
     elif problem == "duplicate":
         data["cases"].append(data["cases"][0])
+        results.write_text(json.dumps(data))
+    elif problem == "unexpected":
+        data["cases"][0]["unexpected"] = [99]  # not the index of a segment
+        results.write_text(json.dumps(data))
+    elif problem == "claims":
+        data["claims"] = {"not": "a list"}
         results.write_text(json.dumps(data))
     assert main(["render", str(run_dir)]) == 2
     err = capsys.readouterr().err
