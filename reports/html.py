@@ -77,6 +77,9 @@ def header(run: Run) -> str:
         ("started", esc(meta.get("started", "?"))),
         ("runtime", esc(fmt_runtime(float(meta.get("duration_s") or 0)))),
         ("totals", f'<span class="totals">{badges}</span> <span class="muted">{total} cases</span>'),
+        *([("not testable here", esc(f"{meta['untestable']} skipped: the running kernel cannot show the behaviour "
+                                         "(absent or global sysctl, or a version the case does not model)"))]
+          if meta.get("untestable") else []),
         ("congestion control", esc(meta.get("congestion_control", "?"))),
         ("machine", esc(" · ".join(f"{k} {v}" for k, v in machine.items()))),
         ("python / packages", esc(f"{meta.get('python', '?')} · {packages}")),

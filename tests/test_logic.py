@@ -135,10 +135,14 @@ def test_expect_matches_exact_flags_ignoring_psh_and_moves_cursor():
     t0 = time.time()
     cap = FakeCapture(handshake_then(t0, frame(t0 + 0.01, False, "PA", 5001, 1001, b"x"),
                                      frame(t0 + 0.02, True, "RA", 1001, 5002)))
-    wire = Wire(cap)
-    wire.expect("server", "A", within=1.0, since=t0)  # the SYN-ACK does not match "A"; the data does
+    checks = []
+    wire = Wire(cap, record=checks.append)
+    data = wire.expect("server", "A", within=1.0, since=t0)  # the SYN-ACK does not match "A"; the data does
     rst = wire.expect("client", "RA", within=1.0, since=t0)
-    assert rst.index == 4 and wire.cursor == 5
+    assert data.index == 3 and rst.index == 4
+    assert [c.ok for c in checks] == [True, True] and checks[1].expected == "[RA]"
+    with pytest.raises(WireExpectationError):  # the cursor is past the RST: nothing more to match
+        wire.expect("client", "RA", within=0.0, since=t0)
 
 
 def test_expect_fails_with_wire_in_message_when_absent():
@@ -160,10 +164,37 @@ def test_expect_fails_when_segment_came_too_late():
 def test_expect_no_detects_forbidden_segment():
     t0 = time.time() - 1
     wire = Wire(FakeCapture(handshake_then(t0, frame(t0 + 0.01, True, "FA", 1001, 5001))))
-    wire.cursor = 3
     with pytest.raises(WireExpectationError, match="expected no"):
         wire.expect_no("client", has="F", during=0.1, since=t0)
     wire.expect_no("server", has="F", during=0.1, since=t0)
+
+
+def test_expect_no_window_ignores_the_cursor():
+    """A FIN sent before an expected RST is caught by a negative check starting at the close()."""
+    t0 = time.time() - 1
+    wire = Wire(FakeCapture(handshake_then(t0, frame(t0 + 0.010, True, "FA", 1001, 5001),
+                                           frame(t0 + 0.011, True, "RA", 1001, 5001))))
+    wire.expect("client", "RA", within=1.0, since=t0)
+    with pytest.raises(WireExpectationError, match="expected no"):
+        wire.expect_no("client", has="F", during=0.1, since=t0 + 0.005)
+
+
+@pytest.mark.parametrize("during", [0.0, -1.0])
+def test_expect_no_needs_a_real_window(during):
+    wire = Wire(FakeCapture(handshake_then(time.time() - 1)))
+    with pytest.raises(ValueError, match="longer than zero"):
+        wire.expect_no("client", during=during)
+
+
+def test_injected_frames_never_match_a_kernel_expectation():
+    t0 = time.time() - 1
+    rst = frame(t0 + 0.01, False, "R", 5001)
+    wire = Wire(FakeCapture(handshake_then(t0, rst)))
+    wire.note_sent(rst.data, "injected", t0 + 0.009)
+    with pytest.raises(WireExpectationError):
+        wire.expect("server", "R", within=0.5, since=t0)
+    seg = wire.expect("server", "R", within=0.5, since=t0, origin="injected")
+    assert seg.origin == "injected" and seg.as_dict(t0)["origin"] == "injected"
 
 
 # fingerprint ---------------------------------------------------------------------------------------

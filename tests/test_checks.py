@@ -1,0 +1,135 @@
+"""The evaluators behind every check (fixtures/checks.py), each shown deciding both ways on hand-made evidence."""
+
+from __future__ import annotations
+
+import pytest
+
+from fixtures.checks import (
+    Allow,
+    Check,
+    Evidence,
+    Measured,
+    RecordedSegment,
+    StateRow,
+    eval_absence,
+    eval_duration,
+    eval_reach,
+    eval_segment,
+    eval_state,
+    eval_states_seen,
+    eval_value,
+    from_json,
+    to_json,
+    unexpected_segments,
+)
+
+
+def seg(ts: float, sender: str, flags: str, seq: int = 1, length: int = 0, port: int = 40000,
+        origin: str = "kernel") -> RecordedSegment:
+    return RecordedSegment(ts, sender, flags, seq, 1, length, port, origin)
+
+
+WIRE = [seg(0.0, "client", "S", 0), seg(0.001, "server", "SA", 0), seg(0.002, "client", "A"),
+        seg(1.0, "client", "FA"), seg(1.001, "server", "A"), seg(2.0, "client", "RA", 2)]
+
+
+def test_segment_check_finds_the_first_match_after_the_cursor_and_judges_its_time():
+    ev = Evidence(WIRE)
+    assert eval_segment(ev, {"sender": "client", "flags": "FA", "deadline": 1.1})[0]
+    assert not eval_segment(ev, {"sender": "client", "flags": "FA", "deadline": 0.9})[0]  # late
+    assert not eval_segment(ev, {"sender": "client", "flags": "FA", "after": 1.0, "deadline": 9})[0]  # past it
+    assert not eval_segment(ev, {"sender": "client", "flags": "R", "deadline": 9})[0]  # RA is not exactly R
+    assert eval_segment(ev, {"sender": "client", "has": "R", "deadline": 9})[0]
+
+
+def test_injected_segments_match_only_when_asked_for():
+    ev = Evidence([seg(0.5, "server", "R", origin="injected")])
+    assert not eval_segment(ev, {"sender": "server", "flags": "R", "deadline": 1})[0]
+    assert eval_segment(ev, {"sender": "server", "flags": "R", "origin": "injected", "deadline": 1})[0]
+
+
+def test_absence_check_covers_its_whole_window():
+    ev = Evidence(WIRE)
+    assert eval_absence(ev, {"sender": "client", "has": "F", "from": 1.5, "to": 3.0})[0]
+    ok, found = eval_absence(ev, {"sender": "client", "has": "F", "from": 0.5, "to": 3.0})
+    assert not ok and found[0].ts == 1.0
+
+
+ROWS = [StateRow(0.0, "client", "ESTABLISHED"), StateRow(1.0, "client", "FIN_WAIT1", "retrans"),
+        StateRow(1.1, "client", "FIN_WAIT2", "timewait", 59_000), StateRow(2.0, "client", "CLOSED")]
+
+
+def test_state_checks():
+    ev = Evidence([], ROWS)
+    assert eval_state(ev, {"side": "client", "state": "FIN_WAIT2", "timer": "timewait", "at": 1.5})[0]
+    assert not eval_state(ev, {"side": "client", "state": "FIN_WAIT2", "timer": "none", "at": 1.5})[0]
+    assert not eval_state(ev, {"side": "client", "state": "FIN_WAIT2", "at": 2.5})[0]
+    assert eval_reach(ev, {"side": "client", "state": "CLOSED", "from": 1.0, "to": 2.5})[0]
+    assert not eval_reach(ev, {"side": "client", "state": "CLOSED", "from": 1.0, "to": 1.9})[0]
+    assert eval_states_seen(ev, {"side": "client", "states": ["ESTABLISHED", "FIN_WAIT2", "CLOSED"]})[0]
+    assert not eval_states_seen(ev, {"side": "client", "states": ["FIN_WAIT2", "FIN_WAIT1"]})[0]
+
+
+def test_duration_points_come_from_evidence():
+    ev = Evidence([], ROWS)
+    expiry = {"expiry": {"side": "client", "at": 1.5, "state": "FIN_WAIT2"}}
+    ok, measured = eval_duration(ev, {"start": {"t": 1.1}, "end": expiry, "low": 59.0, "high": 61.0})
+    assert ok and measured == pytest.approx(59.4)
+    gone = {"first": {"side": "client", "state": "CLOSED", "after": 1.0}}
+    assert eval_duration(ev, {"start": {"t": 1.1}, "end": gone, "low": 0.8, "high": 1.0})[0]
+    assert not eval_duration(ev, {"start": {"t": 1.1}, "end": gone, "low": 0.0, "high": 0.5})[0]
+
+
+def test_value_check_reads_the_measured_value_in_force():
+    ev = Evidence([], [], [Measured(1.0, "errno", "ECONNRESET"), Measured(2.0, "errno", "EPIPE")])
+    assert eval_value(ev, {"name": "errno", "at": 1.5, "expected": "ECONNRESET"})[0]
+    assert not eval_value(ev, {"name": "errno", "at": 2.5, "expected": "ECONNRESET"})[0]
+
+
+def test_times_shift_to_and_from_json():
+    params = {"from": 101.5, "to": 102.0, "end": {"first": {"after": 101.0}}, "sender": "client", "fields": {}}
+    assert to_json(params, 100.0)["end"]["first"]["after"] == 1.0
+    assert from_json(to_json(params, 100.0), 100.0) == params
+
+
+# --- the strict wire mode --------------------------------------------------------------------------------------
+
+def fin_check() -> Check:
+    return Check("segment", "client sends [FA]", "[FA]", "[FA]", True, 1.0,
+                 {"sender": "client", "flags": "FA", "deadline": 1.2})
+
+
+def test_unmatched_rst_is_unexpected_and_a_matched_fin_is_not():
+    ev = Evidence(WIRE)
+    found = unexpected_segments(ev, [fin_check()], [], 0.5, 3.0)
+    assert [(s.sender, s.flags) for s in found] == [("client", "RA")]
+
+
+def test_allowed_segments_and_the_scenario_window():
+    ev = Evidence(WIRE)
+    allow = Allow("client", "the abort the case provokes", flags="RA")
+    assert unexpected_segments(ev, [fin_check()], [allow], 0.5, 3.0) == []
+    assert unexpected_segments(ev, [fin_check()], [], 0.5, 1.5) == []  # the RST comes after the scenario
+
+
+def test_handshake_allowance_covers_only_the_first_syn():
+    ev = Evidence([seg(0.0, "client", "S", 0), seg(1.0, "client", "S", 0), seg(1.0, "server", "SA", 0)])
+    allows = [Allow("client", "handshake", kind="handshake", client_port=40000),
+              Allow("server", "handshake", kind="handshake", client_port=40000)]
+    found = unexpected_segments(ev, [], allows, -1.0, 3.0)
+    assert [(s.ts, s.flags) for s in found] == [(1.0, "S")]
+
+
+def test_data_allowance_covers_first_transmissions_only():
+    ev = Evidence([seg(0.5, "server", "PA", 1, 10), seg(0.8, "client", "PA", 1, 100),
+                   seg(1.0, "client", "PA", 1, 100), seg(1.1, "client", "PA", 101, 100),
+                   seg(1.3, "client", "PA", 101, 100)])
+    allows = [Allow("client", "data its application wrote", start=0.9, kind="data")]
+    found = unexpected_segments(ev, [], allows, 0.0, 3.0)
+    # the server never wrote; the client's data before its first write, and its retransmission, are not covered
+    assert [(s.sender, s.ts) for s in found] == [("server", 0.5), ("client", 0.8), ("client", 1.0), ("client", 1.3)]
+
+
+def test_pure_acks_and_injected_frames_are_exempt():
+    ev = Evidence([seg(1.0, "client", "A"), seg(1.1, "server", "R", origin="injected")])
+    assert unexpected_segments(ev, [], [], 0.0, 3.0) == []
