@@ -35,16 +35,19 @@ READY_TIMEOUT_S = 5.0
 class Topology:
     """client namespace --c0==veth==s0-- server namespace, with IPv4 and IPv6 addresses on both ends."""
 
-    def __init__(self, sysctls: dict[str, str] | None = None) -> None:
+    def __init__(self, sysctls: dict[str, dict[str, str]] | dict[str, str] | None = None) -> None:
+        """`sysctls`: {name: value} for both namespaces, or {"client": {...}, "server": {...}} per side."""
         self._stack = ExitStack()
         try:
             self.client_ns = self._stack.enter_context(Namespace("client"))
             self.server_ns = self._stack.enter_context(Namespace("server"))
             self.namespaces = {"client": self.client_ns, "server": self.server_ns}
-            for ns in self.namespaces.values():
+            per_side = sysctls if sysctls and set(sysctls) <= {"client", "server"} else \
+                {side: dict(sysctls or {}) for side in self.namespaces}
+            for side, ns in self.namespaces.items():
                 for scope in ("all", "default"):
                     ns.sysctl_set(f"net.ipv6.conf.{scope}.accept_dad", 0)
-                for name, value in (sysctls or {}).items():
+                for name, value in per_side.get(side, {}).items():  # type: ignore[union-attr]
                     ns.sysctl_set(name, value)
             self._build()
         except BaseException:

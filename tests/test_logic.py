@@ -10,8 +10,8 @@ from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import Ether
 
 from fixtures.fingerprint import fingerprint
-from fixtures.references import by_kernel, kernel_version, reference_url
-from fixtures.sysctls import SysctlUsageError, parse_overrides
+from fixtures.references import reference_url
+from fixtures.config import ConfigError, Tuning, parse_sysctl, tuning_from
 from fixtures.tolerance import PROMPT_S, bucket, chain_window, timer_window
 from fixtures.wire import Wire, WireExpectationError, flag_string, normalize
 from netns.addresses import IPV4, IPV6, check_allowed
@@ -76,24 +76,60 @@ def test_reference_urls():
     assert reference_url("something else") is None
 
 
-def test_by_kernel_picks_latest_entry_not_after_running_version():
-    data = by_kernel({"0": "old", "5.10": "mid", "6.12": "new"})
-    assert data.pick("6.1.0-13-amd64") == ("5.10", "mid")
-    assert data.pick("6.12.5") == ("6.12", "new")
-    assert data.pick("4.19.0") == ("0", "old")
-    assert kernel_version("6.18.44-fc-v657") == (6, 18, 44)
-
-
 # sysctl parsing ------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("bad", ["tcp_fin_timeout", "net.ipv4.tcp_fin_timeout=", "=5", "kernel.pid_max=5"])
+@pytest.mark.parametrize("bad", ["tcp_fin_timeout", "net.ipv4.tcp_fin_timeout=", "=5", "kernel.pid_max=5",
+                                 "peer:net.ipv4.tcp_fin_timeout=5"])
 def test_bad_sysctl_syntax_is_a_usage_error(bad):
-    with pytest.raises(SysctlUsageError):
-        parse_overrides([bad])
+    with pytest.raises(ConfigError):
+        parse_sysctl(bad)
 
 
-def test_sysctl_override_parsed():
-    assert parse_overrides(["net.ipv4.tcp_fin_timeout=5"]) == {"net.ipv4.tcp_fin_timeout": "5"}
+def test_sysctl_for_both_sides_or_one():
+    tuning = Tuning(settings=[parse_sysctl("net.ipv4.tcp_fin_timeout=5"),
+                              parse_sysctl("server:net.ipv4.tcp_rfc1337=1"),
+                              parse_sysctl("client:net.ipv4.tcp_fin_timeout=7")])
+    assert tuning.side("client") == {"net.ipv4.tcp_fin_timeout": "7"}
+    assert tuning.side("server") == {"net.ipv4.tcp_fin_timeout": "5", "net.ipv4.tcp_rfc1337": "1"}
+    assert tuning.flat() == {"client:net.ipv4.tcp_fin_timeout": "7", "server:net.ipv4.tcp_fin_timeout": "5",
+                             "server:net.ipv4.tcp_rfc1337": "1"}
+
+
+def test_profiles_then_sysctls_override(tmp_path):
+    profile = tmp_path / "p.toml"
+    profile.write_text('description = "x"\n[sysctls]\n"net.ipv4.tcp_fin_timeout" = { value = 5, why = "w" }\n'
+                       '[server.sysctls]\n"net.ipv4.tcp_abort_on_overflow" = 1\n')
+    tuning = tuning_from([str(profile)], ["net.ipv4.tcp_fin_timeout=9"])
+    assert tuning.profiles == ["p"] and tuning.descriptions == {"p": "x"}
+    assert tuning.side("client") == {"net.ipv4.tcp_fin_timeout": "9"}
+    assert tuning.side("server") == {"net.ipv4.tcp_fin_timeout": "9", "net.ipv4.tcp_abort_on_overflow": "1"}
+    assert tuning.settings[0].why == "w"
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("[sysctls\n", "not valid TOML"),
+    ('[sysctls]\n"net.ipv4.tcp_fin_timeout" = { why = "w" }\n', "needs a value"),
+    ('[sysctls]\n"kernel.pid_max" = 5\n', "only network sysctls"),
+    ('[other]\n"net.ipv4.tcp_fin_timeout" = 5\n', "unknown keys"),
+])
+def test_bad_profile_is_one_line(tmp_path, text, message):
+    profile = tmp_path / "bad.toml"
+    profile.write_text(text)
+    with pytest.raises(ConfigError, match=message) as err:
+        tuning_from([str(profile)], [])
+    assert "\n" not in str(err.value)
+
+
+def test_unknown_profile_lists_the_known_ones():
+    with pytest.raises(ConfigError, match="known profiles: .*no-time-wait"):
+        tuning_from(["no-such-profile"], [])
+
+
+def test_shipped_profiles_parse():
+    from fixtures.config import available_profiles
+
+    for name in available_profiles():
+        tuning_from([name], [])
 
 
 # address plan ---------------------------------------------------------------------------------------
