@@ -2,19 +2,27 @@
 
   python -m reports render RUN_DIR
       Writes RUN_DIR/index.html (one self-contained file) and RUN_DIR/junit.xml from
-      RUN_DIR/results.json, then prints the path of index.html.
+      RUN_DIR/results.json, then prints the path of index.html.  When the run was killed or crashed
+      (no results.json, but run.json and cases/), it first rebuilds results.json from that evidence,
+      marked incomplete, and prints one line saying so with the counts.
 
   python -m reports compare RUN_A RUN_B [RUN_C ...] [-o diff.html]
       Prints how the runs' configurations differ (kernel, sysctls in force, sysctls present in one
       run only, congestion control, --sysctl overrides), then the cases whose outcome or behaviour
-      fingerprint differ and the cases present in only some runs, then a one-line verdict.
+      fingerprint differ and the cases present in only some runs, then a one-line verdict.  A run
+      that did not complete (interrupted, or incomplete) gets a warning line, and only the cases every
+      run finished are compared: the others are listed as not finished, apart from the differences,
+      and the verdict says "partial comparison ...; partial: N cases not compared".
 
 Exit status (usable as a CI gate):
   0  success; for compare: the behaviour is the same (every case is present in every run with the same
      outcome and fingerprint).  Configuration differences alone do not change this: they are printed
-     and the verdict says "configuration differs; behaviour identical".
-  1  compare only: the behaviour differs (an outcome or fingerprint differs, or a case is missing
-     from some run).  Cases without a fingerprint are compared by outcome only, and the output says so.
+     and the verdict says "configuration differs; behaviour identical".  When a run is not complete,
+     0 means the cases every run finished behave the same: the verdict then starts "partial
+     comparison" and ends "partial: N cases not compared".
+  1  compare only: the behaviour differs (an outcome or fingerprint differs among the cases compared, or
+     a case is missing from a complete run).  Cases without a fingerprint are compared by outcome only,
+     and the output says so.
   2  bad input: missing directory, unreadable or corrupt results.json, another schema version
      (one line on stderr), or bad command-line usage.
 """
@@ -25,22 +33,38 @@ import argparse
 import sys
 from pathlib import Path
 
-from .load import ResultsError, load_run
+from .load import ResultsError, Run, load_run
+from .rebuild import inspect, rebuild
 
 INDEX = "index.html"
 JUNIT = "junit.xml"
 
 
-def render(run_dir: str | Path) -> Path:
-    """Write index.html and junit.xml into the run directory; return the index path."""
+def render(run_dir: str | Path, run: Run | None = None) -> Path:
+    """Write index.html and junit.xml into the run directory; return the index path.  ``run``: the run
+    already loaded from ``run_dir``."""
     from .html import render_run
     from .junit import render_junit
 
-    run = load_run(run_dir)
+    run = run or load_run(run_dir)
     index = run.dir / INDEX
     _write(index, render_run(run).encode("utf-8"))
     _write(run.dir / JUNIT, render_junit(run))
     return index
+
+
+def load_or_rebuild(run_dir: str | Path) -> tuple[Run, str | None]:
+    """The run; when it was killed before writing results.json, rebuilt (and written) first, with the line
+    saying so."""
+    run, why = inspect(run_dir)
+    if run is not None:
+        return run, None
+    path = rebuild(run_dir)
+    run = load_run(path)
+    selected = f" of {run.selected} selected" if run.selected is not None else " (selected: unknown)"
+    lost = f", {len(run.lost)} lost" if run.lost else ""
+    return run, (f"rebuilt {path} for an incomplete run ({why}): {run.finished}{selected} cases finished{lost}; "
+                 "claims not decided")
 
 
 def _write(path: Path, data: bytes) -> None:
@@ -63,7 +87,8 @@ def parser() -> argparse.ArgumentParser:
     )
     sub = p.add_subparsers(dest="command", required=True, metavar="{render,compare}")
     r = sub.add_parser("render", help="write index.html and junit.xml for a run directory")
-    r.add_argument("run_dir", metavar="RUN_DIR", help="directory holding results.json")
+    r.add_argument("run_dir", metavar="RUN_DIR",
+                   help="directory holding results.json (or run.json and cases/ of a killed run)")
     c = sub.add_parser(
         "compare",
         help="compare two or more runs (exit 0 same behaviour, 1 different, 2 bad input)",
@@ -79,7 +104,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         if args.command == "render":
-            print(render(args.run_dir))
+            run, rebuilt = load_or_rebuild(args.run_dir)
+            if rebuilt:
+                print(rebuilt, flush=True)
+            print(render(args.run_dir, run))
             return 0
         from .compare import run_compare
 

@@ -8,6 +8,13 @@ without a fingerprint in some run is compared by outcome only, and the output sa
 Behaviour is the same when every case is present in every run with equal outcomes and fingerprints; only
 then is the exit status 0.  Configuration differences are always printed but never change the exit status
 on their own: "configuration differs; behaviour identical" is a valid, successful answer.
+
+A run that did not complete (``run.status`` interrupted or incomplete, see ``reports/status.py``) gets a
+warning line, and only the cases every run finished are compared: a case missing from such a run (or whose
+evidence it lost) is "not finished in run X", listed and counted apart from the differences, and the verdict
+says "partial comparison: ...; partial: N cases not compared".  The exit status is then 1 if the cases compared
+differ (or a case is missing from a run that did complete), else 0.  A run directory whose results.json was
+never written (a killed run) is compared from its case files, rebuilt in memory; nothing is written.
 """
 
 from __future__ import annotations
@@ -20,10 +27,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from . import ladder
+from . import ladder, status
 from .fmt import esc, slug
-from .load import OUTCOMES, Case, ResultsError, Run, load_run
+from .load import OUTCOMES, Case, ResultsError, Run
 from .page import badge, meta_list, page, table
+from .rebuild import inspect, load_rebuilt
 
 ABSENT = "(absent)"
 
@@ -32,7 +40,7 @@ ABSENT = "(absent)"
 class CaseDiff:
     id: str
     cases: list[Case | None]  # one per run, None when the run lacks the case
-    reasons: list[str] = field(default_factory=list)  # outcome / fingerprint / missing
+    reasons: list[str] = field(default_factory=list)  # outcome / fingerprint / missing / not finished in X
 
 
 @dataclass
@@ -45,6 +53,7 @@ class Comparison:
     partial: list[CaseDiff]  # cases present in only some runs
     outcome_only: list[str]  # common cases compared without a fingerprint
     common: int
+    not_finished: list[CaseDiff] = field(default_factory=list)  # absent only from runs that did not finish them
 
     @property
     def config_same(self) -> bool:
@@ -52,18 +61,38 @@ class Comparison:
 
     @property
     def behaviour_same(self) -> bool:
+        """The cases compared behave the same (cases some run did not finish are not compared)."""
         return not self.differing and not self.partial
+
+    @property
+    def is_partial(self) -> bool:
+        """Some run did not complete (or lost evidence): only the cases every run finished were compared."""
+        return bool(self.not_finished) or any(status.attention(r) for r in self.runs)
+
+    def incomplete_runs(self) -> list[tuple[str, Run]]:
+        return [(n, r) for n, r in zip(self.names, self.runs, strict=True) if status.attention(r)]
 
     def verdict(self) -> str:
         config = "configuration identical" if self.config_same else "configuration differs"
+        every = "finished in every run" if self.is_partial else "in every run"
         if self.behaviour_same:
-            return f"{config}; behaviour identical ({plural(self.common, 'case')} in every run)"
-        parts = []
-        if self.differing:
-            parts.append(f"{len(self.differing)} of {plural(self.common, 'common case')} differ")
-        if self.partial:
-            parts.append(f"{plural(len(self.partial), 'case')} missing from some runs")
-        return f"{config}; behaviour differs: {', '.join(parts)}"
+            text = f"{config}; behaviour identical ({plural(self.common, 'case')} {every})"
+        else:
+            parts = []
+            if self.differing:
+                parts.append(f"{len(self.differing)} of {plural(self.common, 'common case')} differ")
+            if self.partial:
+                parts.append(f"{plural(len(self.partial), 'case')} missing from some runs")
+            text = f"{config}; behaviour differs: {', '.join(parts)}"
+        if self.is_partial:
+            return f"partial comparison: {text}; partial: {plural(len(self.not_finished), 'case')} not compared"
+        return text
+
+    def warnings(self) -> list[str]:
+        """One line per run that did not complete or lost evidence."""
+        return [f"run {n} ({r.label}) {status.summary(r)}; only the cases every run finished are compared"
+                + (f" [{r.note}]" if r.note else "")
+                for n, r in self.incomplete_runs()]
 
 
 def plural(n: int, word: str) -> str:
@@ -77,16 +106,24 @@ def run_names(runs: Sequence[Run]) -> list[str]:
 
 def compare(runs: Sequence[Run]) -> Comparison:
     runs = list(runs)
+    names = run_names(runs)
     config, partial_sysctls = _config(runs)
     maps = [r.case_map() for r in runs]
+    lost = [{str(item["case"]) for item in r.lost} for r in runs]
     all_ids = sorted({i for m in maps for i in m}, key=lambda i: (i.split("/", 1)[0], i))
-    differing, partial, outcome_only = [], [], []
+    differing, partial, outcome_only, not_finished = [], [], [], []
     common = 0
     for cid in all_ids:
         cases = [m.get(cid) for m in maps]
         present = [c for c in cases if c is not None]
         if len(present) < len(cases):
-            partial.append(CaseDiff(cid, cases, ["missing"]))
+            missing = [i for i, c in enumerate(cases) if c is None]
+            if all(not runs[i].complete or cid in lost[i] for i in missing):
+                # not a difference: the runs lacking it did not get to finish it (or lost its evidence)
+                why = [f"{'evidence lost' if cid in lost[i] else 'not finished'} in run {names[i]}" for i in missing]
+                not_finished.append(CaseDiff(cid, cases, why))
+            else:
+                partial.append(CaseDiff(cid, cases, ["missing"]))
             continue
         common += 1
         reasons = []
@@ -99,7 +136,7 @@ def compare(runs: Sequence[Run]) -> Comparison:
             outcome_only.append(cid)
         if reasons:
             differing.append(CaseDiff(cid, cases, reasons))
-    return Comparison(runs, run_names(runs), config, partial_sysctls, differing, partial, outcome_only, common)
+    return Comparison(runs, names, config, partial_sysctls, differing, partial, outcome_only, common, not_finished)
 
 
 def _config(runs: list[Run]) -> tuple[list[tuple[str, list[str]]], list[tuple[str, list[str]]]]:
@@ -169,9 +206,12 @@ def print_text(cmp: Comparison, out: TextIO) -> None:
     names = cmp.names
     out.write("runs:\n")
     _columns(
-        [[n, r.label, r.kernel_release, str(r.dir), _totals_text(r)] for n, r in zip(names, cmp.runs, strict=True)],
+        [[n, r.label, r.kernel_release, str(r.dir), status.short(r), _totals_text(r)]
+         for n, r in zip(names, cmp.runs, strict=True)],
         out,
     )
+    for line in cmp.warnings():
+        out.write(f"warning: {line}\n")
     out.write("\nconfiguration:\n")
     if cmp.config_same:
         out.write("  identical (kernel, congestion control, --sysctl overrides, sysctls in force)\n")
@@ -183,7 +223,8 @@ def print_text(cmp: Comparison, out: TextIO) -> None:
 
     out.write("\nbehaviour:\n")
     if not cmp.differing:
-        out.write(f"  all {cmp.common} cases present in every run have the same outcome and fingerprint\n")
+        where = "finished in" if cmp.is_partial else "present in"
+        out.write(f"  all {cmp.common} cases {where} every run have the same outcome and fingerprint\n")
     else:
         out.write("  cases whose outcome or fingerprint differ (outcome + fingerprint prefix):\n")
         _columns([["case", *names, "differs in"],
@@ -200,9 +241,24 @@ def print_text(cmp: Comparison, out: TextIO) -> None:
     if cmp.partial:
         out.write("  cases present in only some runs:\n")
         _columns([["case", *names], *([d.id, *map(_cell, d.cases)] for d in cmp.partial)], out)
+    if cmp.not_finished:
+        out.write(f"  not compared: {_not_finished_text(cmp)}:\n")
+        _columns([["case", *names, "why"],
+                  *([d.id, *map(_cell, d.cases), ", ".join(d.reasons)] for d in cmp.not_finished)], out)
     if cmp.outcome_only:
         out.write(f"  note: {_outcome_only_note(cmp)}\n")
     out.write(f"\nverdict: {cmp.verdict()}\n")
+
+
+def _not_finished_text(cmp: Comparison) -> str:
+    """``175 cases not finished in run B``, per run (a case can be missing from several)."""
+    counts = []
+    for i, name in enumerate(cmp.names):
+        n = sum(d.cases[i] is None for d in cmp.not_finished)
+        lost = sum(f"evidence lost in run {name}" in d.reasons for d in cmp.not_finished)
+        if n:
+            counts.append(f"{n} not finished in run {name}" + (f", {lost} of them with evidence lost" if lost else ""))
+    return f"{plural(len(cmp.not_finished), 'case')} ({'; '.join(counts)})"
 
 
 def _outcome_only_note(cmp: Comparison) -> str:
@@ -220,14 +276,20 @@ def render_diff(cmp: Comparison) -> str:
     names = cmp.names
     runs_rows = [
         (f"<b>{n}</b>", esc(r.label), esc(r.kernel_release), f"<code>{esc(r.dir)}</code>",
-         f"<code>{esc(r.meta.get('id', ''))}</code>", esc(_totals_text(r)))
+         f"<code>{esc(r.meta.get('id', ''))}</code>",
+         f'<b class="st-{esc(r.status)}">{esc(status.short(r))}</b>' if status.attention(r) else esc(r.status),
+         esc(_totals_text(r)))
         for n, r in zip(names, cmp.runs, strict=True)
     ]
     cls = "o-passed" if cmp.behaviour_same else "o-failed"
+    warnings = "".join(f'<div class="runstatus st-{esc(r.status)}" role="alert"><p class="st-line">warning: '
+                       f"{esc(line)}</p></div>"
+                       for (_, r), line in zip(cmp.incomplete_runs(), cmp.warnings(), strict=True))
     body = [
         f"<header><h1>sockconf compare — {esc(' vs '.join(r.label for r in cmp.runs))}</h1>",
         f'<p><span class="badge {cls}" style="font-size:15px">{esc(cmp.verdict())}</span></p>',
-        table(["", "label", "kernel", "directory", "run id", "totals"], runs_rows),
+        warnings,
+        table(["", "label", "kernel", "directory", "run id", "status", "totals"], runs_rows),
         "</header><h2>Configuration</h2>",
     ]
     if cmp.config_same:
@@ -246,7 +308,12 @@ def render_diff(cmp: Comparison) -> str:
                 for d in cmp.differing + cmp.partial]
         body.append(table(["case", *names, "differs in"], rows))
     else:
-        body.append(f"<p>All {cmp.common} cases have the same outcome and fingerprint in every run.</p>")
+        every = "finished in every run" if cmp.is_partial else "in every run"
+        body.append(f"<p>All {cmp.common} cases {every} have the same outcome and fingerprint.</p>")
+    if cmp.not_finished:
+        rows = [(esc(d.id), *map(_badge_or_dash, d.cases), esc(", ".join(d.reasons))) for d in cmp.not_finished]
+        body.append(f"<details open><summary><b>Not compared</b>: {esc(_not_finished_text(cmp))}</summary>"
+                    f"{table(['case', *names, 'why'], rows)}</details>")
     body += [_case_diff(cmp, d) for d in cmp.differing + cmp.partial]
     return page("sockconf compare", body, wide=True)
 
@@ -260,6 +327,7 @@ def _matrix(cmp: Comparison) -> str:
     maps = [r.case_map() for r in cmp.runs]
     ids = sorted({i for m in maps for i in m}, key=lambda i: (i.split("/", 1)[0], i))
     diff_ids = {d.id for d in cmp.differing + cmp.partial}
+    unfinished = {d.id: d for d in cmp.not_finished}
     head = "".join(f"<th>{esc(n)}</th>" for n in cmp.names)
     rows = []
     for cid in ids:
@@ -268,7 +336,8 @@ def _matrix(cmp: Comparison) -> str:
         cells = []
         for case in cases:
             if case is None:
-                cells.append('<td class="cell o-none">absent</td>')
+                word = "not finished" if cid in unfinished else "absent"
+                cells.append(f'<td class="cell o-none">{word}</td>')
                 continue
             mark = ""
             if first is not None and case is not first:
@@ -314,10 +383,16 @@ def _case_diff(cmp: Comparison, d: CaseDiff) -> str:
     )
 
 
+def _load(run_dir: Path) -> Run:
+    """A run as written, or, when it was killed before writing results.json, rebuilt in memory."""
+    run, why = inspect(run_dir)
+    return run if run is not None else load_rebuilt(run_dir, why)
+
+
 def run_compare(dirs: Sequence[Path], output: str | None, out: TextIO | None = None) -> int:
     """The ``compare`` command: load, print, optionally write the HTML diff; return the exit status."""
     out = out or sys.stdout
-    runs = [load_run(d) for d in dirs]
+    runs = [_load(d) for d in dirs]
     cmp = compare(runs)
     print_text(cmp, out)
     if output:

@@ -1,6 +1,7 @@
 """The run report: one self-contained ``index.html`` for a run directory.
 
-Sections: header (kernel, label, date, totals, runtime, sysctls that differ from the kernel defaults),
+Sections: header (how the run ended, in words and prominent when it did not complete or lost evidence, with
+the lost evidence listed; kernel, label, date, totals, runtime, sysctls that differ from the kernel defaults),
 a filterable conformance matrix (areas × cases × family), the article's claims (from the run's ``claims``,
 each joined to the cases that decide it; or, for schema 1, from each case's ``claim``), and one
 collapsible section per case with its description, references, verdict and the kernel expectations it
@@ -17,7 +18,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
-from . import ladder
+from . import ladder, status
 from .fmt import esc, fmt_runtime, fmt_t, segment_label, slug
 from .load import BAD_OUTCOMES, CLAIM_VERDICTS, OUTCOMES, Case, Run, non_default_sysctls, row_key
 from .page import OUTCOME_MARK, badge, meta_list, page, table
@@ -51,14 +52,16 @@ def render_run(run: Run) -> str:
         _filters(cases),
         '<h2 id="matrix">Conformance matrix</h2>',
         matrix(cases),
-        claims(cases) if run_claims is None else run_claims_section(run_claims, run.case_map()),
+        (claims_not_decided(run) if run_claims is None and run.meta.get("rebuilt")
+         else claims(cases) if run_claims is None else run_claims_section(run_claims, run.case_map())),
         '<h2 id="cases">Cases</h2>',
         ('<p class="noprint"><button type="button" data-open="1">expand all</button> '
         '<button type="button" data-open="0">collapse all</button> '
         '<span class="muted">Failed cases are expanded; click a case or a matrix cell to open it.</span></p>'),
         *(case_section(run, c, refs.get(c["id"], [])) for c in cases),
     ]
-    return page(f"sockconf — {label}", body)
+    title = f"sockconf — {label}" + ("" if run.complete else f" ({run.status.upper()})")
+    return page(title, body)
 
 
 def header(run: Run) -> str:
@@ -74,8 +77,10 @@ def header(run: Run) -> str:
     items = [
         ("kernel", f"<b>{esc(kernel.get('release', '?'))}</b> <span class='muted'>{esc(kernel.get('version'))}</span>"),
         ("label", esc(run.label)),
+        ("run status", _status_text(run)),
         ("started", esc(meta.get("started", "?"))),
-        ("runtime", esc(fmt_runtime(float(meta.get("duration_s") or 0)))),
+        ("runtime", esc(fmt_runtime(float(meta.get("duration_s") or 0)))
+         + _runtime_note(meta)),
         ("totals", f'<span class="totals">{badges}</span> <span class="muted">{total} cases</span>'),
         *([("not testable here", esc(f"{meta['untestable']} skipped: the running kernel cannot show the behaviour "
                                          "(absent or global sysctl, or a version the case does not model)"))]
@@ -87,9 +92,49 @@ def header(run: Run) -> str:
         ("run id", f"<code>{esc(meta.get('id', '?'))}</code>"),
     ]
     return (
-        f"<header><h1>sockconf conformance report — {esc(run.label)}</h1>"
+        f"<header><h1>sockconf conformance report — {esc(run.label)}</h1>{run_status_banner(run)}"
         f"{meta_list(items)}<h3>Sysctls that differ from the kernel defaults</h3>{sysctl_table(run)}</header>"
     )
+
+
+def _runtime_note(meta: dict[str, Any]) -> str:
+    rebuilt = meta.get("rebuilt")
+    how = rebuilt.get("duration") if isinstance(rebuilt, dict) else None
+    return f" <span class='muted'>({esc(how)})</span>" if how else ""
+
+
+def _status_text(run: Run) -> str:
+    text = esc(status.summary(run))
+    return f'<b class="st-{esc(run.status)}">{text}</b>' if status.attention(run) else text
+
+
+def run_status_banner(run: Run) -> str:
+    """How the run ended, prominent when it did not complete or lost evidence: the status in words, the
+    note (a rebuilt run's), and every case whose evidence was lost, with the reason."""
+    if not status.attention(run):
+        return ""
+    parts = [f'<div class="runstatus st-{esc(run.status)}" role="alert"><p class="st-line">'
+             f"{esc(status.summary(run))}</p>"]
+    if not run.complete:
+        parts.append("<p>The results below cover only the cases that finished; the others are not in this "
+                     "report.</p>")
+    if run.meta.get("note"):
+        parts.append(f"<p>{esc(run.meta['note'])}</p>")
+    if run.lost:
+        rows = [(f"<code>{esc(item['case'])}</code>",
+                 f"<code>{esc(item['file'])}</code>" if item.get("file") else "", esc(item["reason"]))
+                for item in run.lost]
+        parts.append(f"<p><b>Lost evidence</b> ({len(run.lost)}):</p>")
+        parts.append(table(["case", "file", "reason"], rows, cls="lost"))
+    parts.append("</div>")
+    return "".join(parts)
+
+
+def claims_not_decided(run: Run) -> str:
+    """A rebuilt run has no claims: deciding them needs the conformance package."""
+    from .rebuild import CLAIMS_NOTE
+
+    return f'<h2 id="claims">The article\'s claims</h2><p class="muted">{esc(CLAIMS_NOTE)}</p>'
 
 
 def sysctl_table(run: Run) -> str:

@@ -3,13 +3,19 @@ properties): one ``<testsuite>`` per run with the kernel and sysctl overrides as
 ``<testcase>`` per case with its references, expectations, claim, number of checks and fingerprint as
 ``<property>`` elements.  A failed (or errored) case's failure text ends with its checks: how many, and each
 failed one (what, expected, seen, why).  xfailed cases are reported as skipped and xpassed as passed, as pytest
-does."""
+does.
+
+How the run ended is carried too: suite properties ``run_status`` (complete | interrupted | incomplete), ``selected``,
+``finished`` (and ``signal``, ``lost``); a run that did not complete gets one ``<testcase>`` ``sockconf.run`` / ``run
+status`` with an ``<error>`` saying so, and every case whose evidence was lost one ``<testcase>`` (classname
+``sockconf.lost``) with an ``<error>`` giving the reason, so a CI that reads only test outcomes still sees both."""
 
 from __future__ import annotations
 
 import socket
 import xml.etree.ElementTree as ET
 
+from . import status
 from .load import Case, Run
 
 
@@ -17,13 +23,14 @@ def render_junit(run: Run) -> bytes:
     meta = run.meta
     totals = run.totals
     suites = ET.Element("testsuites")
+    extra_errors = len(run.lost) + (0 if run.complete else 1)
     suite = ET.SubElement(
         suites,
         "testsuite",
         name=f"sockconf {run.label}",
-        tests=str(len(run.cases)),
+        tests=str(len(run.cases) + extra_errors),
         failures=str(totals["failed"]),
-        errors=str(totals["error"]),
+        errors=str(totals["error"] + extra_errors),
         skipped=str(totals["skipped"] + totals["xfailed"]),
         time=f"{float(meta.get('duration_s') or 0):.3f}",
         timestamp=str(meta.get("started", "")),
@@ -37,11 +44,27 @@ def render_junit(run: Run) -> bytes:
         ("kernel_release", kernel.get("release")),
         ("kernel_version", kernel.get("version")),
         ("congestion_control", meta.get("congestion_control")),
+        ("run_status", run.status),
+        ("selected", run.selected),
+        ("finished", run.finished),
+        ("signal", meta.get("signal")),
+        ("lost", len(run.lost) or None),
     ]
     suite_props += [(f"sysctl_override:{k}", v) for k, v in meta.get("sysctl_overrides", {}).items()]
     for name, value in suite_props:
         if value is not None:
             ET.SubElement(props, "property", name=name, value=str(value))
+    if not run.complete:
+        tc = ET.SubElement(suite, "testcase", classname="sockconf.run", name="run status", time="0.000")
+        text = status.summary(run)
+        if meta.get("note"):
+            text += f"\n\n{meta['note']}"
+        ET.SubElement(tc, "error", message=status.summary(run), type=f"sockconf.{run.status}").text = text
+    for item in run.lost:
+        tc = ET.SubElement(suite, "testcase", classname="sockconf.lost", name=str(item["case"]), time="0.000")
+        where = f"{item['file']}: " if item.get("file") else ""
+        ET.SubElement(tc, "error", message=f"evidence lost: {item['reason']}",
+                      type="sockconf.lost-evidence").text = f"{where}{item['reason']}"
     for case in run.cases:
         _testcase(suite, case)
     ET.indent(suites)

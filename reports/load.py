@@ -21,6 +21,8 @@ BAD_OUTCOMES = frozenset({"failed", "error", "xpassed"})
 SIDES = ("client", "server", "peer")
 ORIGINS = ("kernel", "injected", "replayed")
 CLAIM_VERDICTS = ("confirmed", "contradicted", "undecided")
+RUN_STATUSES = ("complete", "interrupted", "incomplete", "running")
+"""How a run ended (``run.status``): ``running`` is what ``run.json`` says while the run is going."""
 
 Case = dict[str, Any]
 
@@ -71,6 +73,7 @@ _CLAIM_DEFAULTS: dict[str, Any] = {"id": "", "quote": "", "asserts": "", "observ
                                    "verdict": "undecided", "note": "", "evidence": []}
 _EVIDENCE_DEFAULTS: dict[str, Any] = {"case": "", "outcome": None, "value": None, "verdict": None, "text": "",
                                       "observed": ""}
+_LOST_DEFAULTS: dict[str, Any] = {"case": "", "reason": "", "file": None}
 
 
 class ResultsError(Exception):
@@ -83,10 +86,34 @@ class Run:
 
     dir: Path
     data: dict[str, Any]
+    note: str = ""  # how the reports obtained the document, when not from results.json as written
 
     @property
     def meta(self) -> dict[str, Any]:
         return self.data["run"]
+
+    @property
+    def status(self) -> str:
+        """complete | interrupted | incomplete | running (the loader defaults it to complete)."""
+        return str(self.meta["status"])
+
+    @property
+    def complete(self) -> bool:
+        return self.status == "complete"
+
+    @property
+    def selected(self) -> int | None:
+        """Cases selected for the run; None when unknown (the run header was lost)."""
+        return self.meta["selected"]
+
+    @property
+    def finished(self) -> int:
+        return int(self.meta["finished"])
+
+    @property
+    def lost(self) -> list[dict[str, Any]]:
+        """Evidence that could not be read or written: ``{"case", "reason", "file"}`` each."""
+        return self.meta["lost"]
 
     @property
     def cases(self) -> list[Case]:
@@ -133,6 +160,35 @@ def load_run(path: str | Path) -> Run:
     return Run(dir=run_dir, data=data)
 
 
+def read_json(path: Path) -> tuple[Any, str | None]:
+    """``(document, None)``, or ``(None, why not)`` with why in a few words ("truncated JSON at line 3")."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        return None, f"cannot read: {exc.strerror or exc}"
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return None, f"not UTF-8 text (byte {exc.start})"
+    try:
+        return json.loads(text), None
+    except json.JSONDecodeError as exc:
+        return None, json_problem(text, exc)
+
+
+def json_problem(text: str, exc: json.JSONDecodeError) -> str:
+    """Why ``text`` is not JSON, telling a truncated file (cut off, or ending in zero bytes as after a crash)
+    from a malformed one.  Every document the plugin writes is an object, so it ends with ``}``."""
+    body = text.rstrip().rstrip("\0").rstrip()
+    if not body:
+        return "truncated: empty file" if not text else "truncated: nothing but whitespace or zero bytes"
+    if not body.endswith("}"):
+        line = body.count("\n") + 1
+        zeros = " (then zero bytes)" if len(body) < len(text.rstrip()) else ""
+        return f"truncated JSON at line {line}{zeros}"
+    return f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
+
+
 def validate(data: Any, where: str) -> None:
     """Check the parts of the document the reports rely on and fill optional case fields in place."""
     if not isinstance(data, dict):
@@ -148,6 +204,7 @@ def validate(data: Any, where: str) -> None:
     for key in ("sysctls", "sysctl_overrides", "kernel", "machine", "packages"):
         if not isinstance(run.get(key, {}), dict):
             raise ResultsError(f"{where}: run.{key} must be an object")
+    _validate_status(run, len(data["cases"]), where)
     seen: set[str] = set()
     for i, case in enumerate(data["cases"]):
         _validate_case(case, f"{where}: cases[{i}]")
@@ -182,6 +239,35 @@ def validate(data: Any, where: str) -> None:
                 raise ResultsError(f"{at}: 'cases' must be a list")
             for j, ev in enumerate(claim["evidence"]):
                 _fill(ev, _EVIDENCE_DEFAULTS, f"{at}.evidence[{j}]")
+
+
+def _validate_status(run: dict[str, Any], n_cases: int, where: str) -> None:
+    """How the run ended.  Files written before the run status existed were complete runs: ``status``
+    defaults to complete, ``selected`` and ``finished`` to the number of cases, ``lost`` to []."""
+    if run.get("status") is None:
+        run["status"] = "complete"
+    if run["status"] not in RUN_STATUSES:
+        raise ResultsError(f"{where}: run.status {run['status']!r} is not one of {', '.join(RUN_STATUSES)}")
+    if "selected" not in run:
+        run["selected"] = n_cases  # null stays null: unknown (a rebuilt run whose header was lost)
+    if run.get("finished") is None:
+        run["finished"] = n_cases
+    for key in ("selected", "finished"):
+        value = run[key]
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
+            raise ResultsError(f"{where}: run.{key} must be a count of cases, not {value!r}")
+    run.setdefault("signal", None)
+    lost = run.get("lost")
+    if lost is None:
+        run["lost"] = lost = []
+    if not isinstance(lost, list):
+        raise ResultsError(f"{where}: run.lost must be a list")
+    for i, item in enumerate(lost):
+        if isinstance(item, str):
+            lost[i] = item = {"case": item}
+        _fill(item, _LOST_DEFAULTS, f"{where}: run.lost[{i}]")
+        item["case"] = str(item["case"] or item["file"] or f"#{i + 1}")
+        item["reason"] = str(item["reason"] or "unknown")
 
 
 def _validate_case(case: Any, where: str) -> None:

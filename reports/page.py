@@ -41,6 +41,10 @@ td.num{text-align:right;font-variant-numeric:tabular-nums}
 .o-none{background:#fff;color:#bbb}
 .totals .badge{margin-right:6px;font-size:13px}.zero{opacity:.45}
 .given{color:#8e1b12;font-weight:600}
+.runstatus{border:2px solid #c62828;border-left-width:8px;background:#fdecea;border-radius:4px;padding:4px 12px;
+ margin:10px 0}.runstatus.st-interrupted,.runstatus.st-running{border-color:#e65100;background:#fff3e0}
+.runstatus .st-line{font-size:17px;font-weight:700;margin:6px 0}.runstatus table{background:#fff}
+b.st-incomplete,b.st-complete{color:#8e1b12}b.st-interrupted,b.st-running{color:#a03f00}
 .filters{position:sticky;top:0;background:var(--bg);padding:6px 0;border-bottom:1px solid var(--line);z-index:2;
  display:flex;gap:16px;align-items:center;flex-wrap:wrap}
 table.matrix td.cell{text-align:center;min-width:92px}

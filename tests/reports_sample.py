@@ -9,6 +9,11 @@ observations and the kernel expectations it applied; the run carries the article
 evidence of the cases deciding it.  Sequence and ack numbers are computed from the conversation, so they
 are consistent.  Times carry seeded jitter; fingerprints do not depend on it, as the plugin's must not.
 :func:`to_schema1` turns a document into the older ``sockconf/results/1`` shape.
+
+How runs end: :func:`write_evidence` leaves a run directory as a killed run does (``run.json`` with status
+running, one ``cases/<case>.json`` per finished case, no ``results.json``); :func:`truncate_case` and
+:func:`leave_tmp` damage it like a crash; :func:`ended` turns a document into what the controller writes when
+a run is interrupted.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import copy
 import hashlib
 import json
 import random
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -589,3 +595,65 @@ def unbalanced_tags(html_text: str) -> list[str]:
 
     Checker().feed(html_text)
     return problems + [f"<{t}> never closed" for t in stack]
+
+
+def safe_name(case_id: str) -> str:
+    """The file name stem the plugin gives a case's evidence: ``cases/<safe_name>.json``."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", case_id).strip("_")
+
+
+def run_header(data: dict, selected: int | None = None) -> dict:
+    """``run.json`` as the controller writes it at the start of a run: the run object, status running."""
+    return {**copy.deepcopy(data["run"]), "schema": data["schema"], "status": "running",
+            "selected": len(data["cases"]) if selected is None else selected}
+
+
+def write_evidence(run_dir: Path, data: dict, finished: int | None = None, selected: int | None = None,
+                   header: bool = True) -> Path:
+    """Leave ``run_dir`` as a run killed after its first ``finished`` cases (default all) does: ``run.json``
+    (unless ``header`` is false), ``cases/<case>.json`` per finished case, their pcaps, no results.json."""
+    cases = data["cases"][:finished] if finished is not None else data["cases"]
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if header:
+        (run_dir / "run.json").write_text(json.dumps(run_header(data, selected), indent=1))
+    (run_dir / "cases").mkdir(exist_ok=True)
+    for case in cases:
+        (run_dir / "cases" / f"{safe_name(case['id'])}.json").write_text(json.dumps(case, indent=1))
+        if case.get("pcap"):
+            path = run_dir / case["pcap"]
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(b"\xd4\xc3\xb2\xa1\x02\x00\x04\x00" + bytes(16))
+    return run_dir
+
+
+def truncate_case(run_dir: Path, case_id: str, lines: int = 3) -> Path:
+    """Cut a case file in the middle of its line ``lines``, as a crash during the write does."""
+    path = run_dir / "cases" / f"{safe_name(case_id)}.json"
+    kept = path.read_text().split("\n")
+    path.write_text("\n".join([*kept[: lines - 1], kept[lines - 1][: len(kept[lines - 1]) // 2]]))
+    return path
+
+
+def leave_tmp(run_dir: Path, case: Case, cut: bool = True) -> Path:
+    """The ``.tmp`` the plugin writes a case's evidence to before renaming it into place, left behind (cut
+    short unless ``cut`` is false); the case's own file is not there."""
+    text = json.dumps(case, indent=1)
+    path = run_dir / "cases" / f"{safe_name(case['id'])}.tmp"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text[: len(text) // 3] if cut else text)
+    (run_dir / "cases" / f"{safe_name(case['id'])}.json").unlink(missing_ok=True)
+    return path
+
+
+def ended(data: dict, finished: int, status: str = "interrupted", signal: str | None = "SIGINT",
+          lost: list[dict] | None = None) -> dict:
+    """A copy of ``data`` as the controller writes it when the run ends early: the first ``finished``
+    cases, ``run.status``, ``selected`` (all of ``data``'s cases), ``finished``, ``signal``, ``lost``."""
+    out = clone(data)
+    selected = len(out["cases"])
+    out["cases"] = out["cases"][:finished]
+    out["run"].update(status=status, selected=selected, finished=len(out["cases"]), lost=lost or [])
+    if signal:
+        out["run"]["signal"] = signal
+    out["totals"] = {o: sum(c["outcome"] == o for c in out["cases"]) for o in out["totals"]}
+    return out

@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from reports_sample import case_by_id, external_resources, make_run, set_fingerprint, unbalanced_tags, write_run
+from reports_sample import (
+    case_by_id,
+    clone,
+    ended,
+    external_resources,
+    make_run,
+    set_fingerprint,
+    unbalanced_tags,
+    write_evidence,
+    write_run,
+)
 
 from reports.__main__ import main
 
@@ -175,3 +186,87 @@ def test_identical_runs_html_diff_says_so(tmp_path: Path, base: Path, capsys: py
     assert code == 0
     html = diff.read_text()
     assert "configuration identical; behaviour identical" in html and '<svg class="ladder"' not in html
+
+
+def test_complete_vs_interrupted_compares_only_cases_both_finished(tmp_path: Path, base: Path,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    data = make_run(seed=2)
+    interrupted = write_run(tmp_path / "b", ended(data, 6))  # 5 of the 11 cases never ran
+    unfinished = [c["id"] for c in data["cases"][6:]]
+    diff = tmp_path / "diff.html"
+    code, out = compare(capsys, base, interrupted, output=diff)
+    assert code == 0  # the cases both runs finished behave the same
+    runs, rest = out.split("\nconfiguration:\n")
+    assert ("warning: run B (default) INTERRUPTED by SIGINT after 6 of 11 selected cases; only the cases every run "
+            "finished are compared\n") in runs
+    assert "warning: run A" not in runs and "interrupted (SIGINT)" in runs
+    behaviour = rest.split("\nbehaviour:\n")[1]
+    assert "all 6 cases finished in every run have the same outcome and fingerprint" in behaviour
+    assert "cases present in only some runs" not in behaviour  # not a behaviour difference
+    listed = behaviour.split("not compared: 5 cases (5 not finished in run B):\n")[1].split("\nverdict:")[0]
+    for cid in unfinished:
+        assert re.search(re.escape(cid) + r" .*— +not finished in run B\n", listed), cid
+    assert ("\nverdict: partial comparison: configuration identical; behaviour identical (6 cases finished in every "
+            "run); partial: 5 cases not compared\n") in out
+    html = diff.read_text()
+    assert external_resources(html) == [] and unbalanced_tags(html) == []
+    assert "warning: run B (default) INTERRUPTED by SIGINT after 6 of 11 selected cases" in html
+    assert "partial: 5 cases not compared" in html and "<b>Not compared</b>: 5 cases" in html
+    code, out = compare(capsys, interrupted, base)  # either order
+    assert code == 0 and "partial: 5 cases not compared" in out and "warning: run A (default) INTERRUPTED" in out
+
+
+def test_partial_comparison_still_exits_1_when_common_cases_differ(tmp_path: Path, base: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    data = ended(make_run(seed=2), 6)
+    case = case_by_id(data, UNREAD)
+    case["segments"][-1]["flags"] = "FA"
+    set_fingerprint(case)
+    code, out = compare(capsys, base, write_run(tmp_path / "b", data))
+    assert code == 1
+    assert ("verdict: partial comparison: configuration identical; behaviour differs: 1 of 6 common cases differ; "
+            "partial: 5 cases not compared") in out
+
+
+def test_a_case_missing_from_the_complete_run_is_still_a_difference(tmp_path: Path,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    full = make_run(seed=1)
+    complete = clone(full)
+    complete["cases"] = [c for c in complete["cases"] if c["id"] != UNREAD]  # a complete run without it
+    a = write_run(tmp_path / "a", complete)
+    b = write_run(tmp_path / "b", ended(full, 6))  # finished it
+    code, out = compare(capsys, a, b)
+    assert code == 1
+    assert UNREAD in out.split("cases present in only some runs:")[1].split("not compared")[0]
+    assert "1 case missing from some runs" in out and "partial comparison" in out
+
+
+def test_a_case_whose_evidence_was_lost_is_not_compared(tmp_path: Path, base: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    lost = [{"case": UNREAD, "reason": "truncated JSON at line 3"}]
+    data = ended(make_run(seed=2), 11, status="incomplete", signal=None, lost=lost)
+    data["cases"] = [c for c in data["cases"] if c["id"] != UNREAD]
+    data["run"]["finished"] = 10
+    code, out = compare(capsys, base, write_run(tmp_path / "b", data))
+    assert code == 0
+    assert "warning: run B (default) INCOMPLETE: rebuilt after the run was killed; 10 of 11 cases finished" in out
+    assert re.search(re.escape(UNREAD) + r" .*evidence lost in run B", out)
+    assert "1 not finished in run B, 1 of them with evidence lost" in out
+    assert out.rstrip().endswith("partial: 1 case not compared")
+
+
+def test_a_killed_run_without_results_json_is_compared_from_its_case_files(
+        tmp_path: Path, base: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    killed = write_evidence(tmp_path / "killed", make_run(seed=2), finished=4)
+    code, out = compare(capsys, base, killed)
+    assert code == 0
+    assert "warning: run B (default) INCOMPLETE: rebuilt after the run was killed; 4 of 11 cases finished" in out
+    assert "rebuilt in memory from run.json and cases/" in out
+    assert "partial: 7 cases not compared" in out
+    assert not (killed / "results.json").exists()  # compare only reads
+
+
+def test_two_complete_runs_get_no_warning(tmp_path: Path, base: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out = compare(capsys, base, write_run(tmp_path / "b", ended(make_run(seed=2), 11, status="complete",
+                                                                           signal=None)))
+    assert code == 0 and "warning" not in out and "partial" not in out

@@ -13,6 +13,7 @@ import pytest
 from reports_sample import (
     SS_TEXT,
     case_by_id,
+    ended,
     external_resources,
     make_run,
     to_schema1,
@@ -357,3 +358,88 @@ def test_render_bad_input_is_one_line_and_exit_2(tmp_path: Path, problem: str,
     with pytest.raises(ResultsError):
         load_run(run_dir)
     assert not (run_dir / "index.html").exists()
+
+
+def test_old_results_default_to_a_complete_run(tmp_path: Path) -> None:
+    data = make_run()
+    for key in ("status", "selected", "finished", "lost"):
+        assert key not in data["run"]
+    run = load_run(write_run(tmp_path / "run", data))
+    assert (run.status, run.selected, run.finished, run.lost, run.complete) == ("complete", 11, 11, [], True)
+    old = load_run(write_run(tmp_path / "old", to_schema1(data)))
+    assert old.status == "complete" and old.finished == 11
+
+
+def test_header_says_how_the_run_ended(tmp_path: Path) -> None:
+    complete = render(write_run(tmp_path / "a", make_run())).read_text()
+    header = complete.split("</header>", 1)[0]
+    assert "<dt>run status</dt><dd>complete: all 11 selected cases finished</dd>" in header
+    assert 'class="runstatus' not in header and "<title>sockconf — default</title>" in complete
+
+    interrupted = render(write_run(tmp_path / "b", ended(make_run(), 6))).read_text()
+    header = interrupted.split("</header>", 1)[0]
+    assert '<p class="st-line">INTERRUPTED by SIGINT after 6 of 11 selected cases</p>' in header
+    assert 'class="runstatus st-interrupted"' in header
+    assert "<title>sockconf — default (INTERRUPTED)</title>" in interrupted
+    assert "the others are not in this report" in header
+
+    lost = [{"case": "close/unread-data[ipv6]", "reason": "truncated JSON at line 3",
+             "file": "cases/close_unread-data_ipv6.json"}]
+    killed = render(write_run(tmp_path / "c", ended(make_run(), 9, status="incomplete", signal=None, lost=lost)))
+    header = killed.read_text().split("</header>", 1)[0]
+    assert ('<p class="st-line">INCOMPLETE: rebuilt after the run was killed; 9 of 11 cases finished; 1 case&#x27;s '
+            "evidence was lost (truncated)</p>") in header
+    assert "<td><code>close/unread-data[ipv6]</code></td>" in header and "truncated JSON at line 3" in header
+
+    no_signal = ended(make_run(), 3, signal=None)
+    assert "INTERRUPTED after 3 of 11 selected cases" in render(write_run(tmp_path / "d", no_signal)).read_text()
+
+
+def test_a_complete_run_that_lost_evidence_says_so(tmp_path: Path) -> None:
+    data = ended(make_run(), 11, status="complete", signal=None,
+                 lost=[{"case": "close/x[ipv4]", "reason": "cannot write cases/close_x_ipv4.json: disk full"}])
+    header = render(write_run(tmp_path / "run", data)).read_text().split("</header>", 1)[0]
+    assert ("complete: all 11 selected cases finished; 1 case&#x27;s evidence was lost (not written)"
+            in header) and 'class="runstatus st-complete"' in header
+
+
+def test_junit_carries_the_run_status_and_an_error_per_lost_case(tmp_path: Path) -> None:
+    lost = [{"case": "close/unread-data[ipv6]", "reason": "truncated JSON at line 3",
+             "file": "cases/close_unread-data_ipv6.json"}, {"case": "close_x.tmp", "reason": "left-over .tmp"}]
+    run_dir = write_run(tmp_path / "run", ended(make_run(), 8, lost=lost))
+    render(run_dir)
+    suite = ET.parse(run_dir / "junit.xml").getroot().find("testsuite")
+    assert suite is not None
+    props = {p.get("name"): p.get("value") for p in suite.iter("property")}
+    assert (props["run_status"], props["selected"], props["finished"], props["signal"], props["lost"]) == (
+        "interrupted", "11", "8", "SIGINT", "2")
+    # 8 cases + one for the run status + one per lost case; those are errors
+    assert suite.get("tests") == "11" and suite.get("errors") == "3"
+    cases = {(tc.get("classname"), tc.get("name")): tc for tc in suite.findall("testcase")}
+    status_error = cases[("sockconf.run", "run status")].find("error")
+    assert status_error is not None
+    assert status_error.get("message") == ("INTERRUPTED by SIGINT after 8 of 11 selected cases; 2 cases' evidence was "
+                                           "lost (1 truncated, 1 never renamed into place)")
+    error = cases[("sockconf.lost", "close/unread-data[ipv6]")].find("error")
+    assert error is not None and error.get("message") == "evidence lost: truncated JSON at line 3"
+    assert error.text == "cases/close_unread-data_ipv6.json: truncated JSON at line 3"
+    assert cases[("sockconf.lost", "close_x.tmp")].find("error") is not None
+    complete_dir = write_run(tmp_path / "complete", make_run())
+    render(complete_dir)
+    suite = ET.parse(complete_dir / "junit.xml").getroot().find("testsuite")
+    assert suite is not None and suite.get("errors") == "0"
+    assert {p.get("name"): p.get("value") for p in suite.iter("property")}["run_status"] == "complete"
+    assert all(tc.get("classname") not in ("sockconf.run", "sockconf.lost") for tc in suite.findall("testcase"))
+
+
+@pytest.mark.parametrize(("field", "value", "message"), [
+    ("status", "exploded", "run.status 'exploded' is not one of complete, interrupted, incomplete, running"),
+    ("selected", -1, "run.selected must be a count of cases"),
+    ("finished", "8", "run.finished must be a count of cases"),
+    ("lost", {"a": 1}, "run.lost must be a list"),
+])
+def test_bad_run_status_fields_are_refused(tmp_path: Path, field: str, value: object, message: str) -> None:
+    data = make_run()
+    data["run"][field] = value
+    with pytest.raises(ResultsError, match=re.escape(message)):
+        load_run(write_run(tmp_path / "run", data, pcaps=False))
