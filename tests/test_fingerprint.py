@@ -1,0 +1,112 @@
+"""The behaviour fingerprint (fixtures/fingerprint.py, version 2): stable under timing noise, sensitive to
+behaviour. Pure: hand-made case dicts in the results.json shape."""
+
+from __future__ import annotations
+
+from fixtures.fingerprint import VERSION, fingerprint, fingerprint_data
+
+
+def seg(t: float, sender: str, flags: str, seq: int = 1, ack: int = 1, length: int = 0, conn: int = 40000,
+        origin: str = "kernel") -> dict:
+    return {"t": t, "sender": sender, "flags": flags, "seq": seq, "ack": ack, "len": length, "conn": conn,
+            "origin": origin}
+
+
+def case(segments: list[dict], states: list[dict] | None = None, end: float = 5.0, **extra) -> dict:
+    return {"outcome": "passed", "segments": segments, "scenario": {"start": 0.1, "end": end},
+            "states": states or [], "syscalls": [{"side": "client", "call": "close", "errno": None}],
+            "checks": [], "durations": [], **extra}
+
+
+HANDSHAKE = [seg(0.0, "client", "S", 0, 0), seg(0.001, "server", "SA", 0, 1), seg(0.002, "client", "A")]
+CLOSE = [seg(0.2, "client", "FA"), seg(0.2005, "server", "A", 1, 2), seg(0.3, "server", "FA", 1, 2),
+         seg(0.3005, "client", "A", 2, 2)]
+
+
+def test_version_is_recorded():
+    assert fingerprint_data(case(HANDSHAKE + CLOSE))["version"] == VERSION == 2
+
+
+def test_answers_are_kept_and_the_handshake_is_outside_the_scenario():
+    tokens = fingerprint_data(case(HANDSHAKE + CLOSE))["segments"]["1"]
+    assert tokens == ["c>FA", "s>A(fin)", "s>FA", "c>A(fin)"]
+
+
+def test_timing_noise_does_not_change_it():
+    shifted = [{**s, "t": s["t"] + (0.003 if s["t"] > 0.1 else 0)} for s in HANDSHAKE + CLOSE]
+    data_acks = [seg(0.15, "server", "PA", 1, 1, 100), seg(0.16, "client", "A", 1, 101)]
+    assert fingerprint(case(HANDSHAKE + CLOSE))[0] == fingerprint(case(shifted))[0]
+    a = case(HANDSHAKE + data_acks + CLOSE)
+    b = case([*HANDSHAKE, seg(0.15, "server", "PA", 1, 1, 60), seg(0.151, "server", "A", 61, 1, 40), *CLOSE])
+    assert fingerprint(a)[0] == fingerprint(b)[0]  # a delayed ACK and how the 100 bytes were split: noise
+
+
+def test_teardown_after_the_last_check_is_left_out():
+    teardown = [seg(6.0, "client", "RA", 2, 2)]
+    assert fingerprint(case(HANDSHAKE + CLOSE))[0] == fingerprint(case(HANDSHAKE + CLOSE + teardown))[0]
+
+
+def test_rst_instead_of_fin_changes_it():
+    rst = [seg(0.2, "client", "RA")]
+    assert fingerprint(case(HANDSHAKE + CLOSE))[0] != fingerprint(case(HANDSHAKE + rst))[0]
+
+
+def test_a_re_ack_in_time_wait_and_a_challenge_ack_are_behaviour():
+    re_ack = [*CLOSE, seg(0.5, "server", "FA", 1, 2, origin="injected"), seg(0.5001, "client", "A", 2, 2)]
+    assert fingerprint_data(case(HANDSHAKE + re_ack))["segments"]["1"][-1] == "c>A(fin again)"
+    challenge = [seg(0.5, "server", "R", 50, 0, origin="injected"), seg(0.5001, "client", "A", 1, 1)]
+    assert fingerprint_data(case(HANDSHAKE + challenge))["segments"]["1"] == ["c>A(answer)"]
+    assert fingerprint(case(HANDSHAKE + CLOSE))[0] != fingerprint(case(HANDSHAKE + re_ack))[0]
+
+
+def test_injected_frames_are_not_the_kernels():
+    injected = [seg(0.5, "server", "R", 2, 0, origin="injected")]
+    assert fingerprint(case(HANDSHAKE + CLOSE))[0] == fingerprint(case(HANDSHAKE + CLOSE + injected))[0]
+
+
+def test_retransmissions_counted_only_when_a_timer_bounds_them():
+    fin = seg(0.2, "client", "FA")
+    resends = [seg(0.4, "client", "FA"), seg(0.8, "client", "FA")]
+    cut_a = case([*HANDSHAKE, fin, *resends], end=1.0)
+    cut_b = case([*HANDSHAKE, fin, *resends, seg(1.6, "client", "FA")], end=2.0)
+    assert fingerprint_data(cut_a)["segments"]["1"] == ["c>FA(resent +)"]
+    assert fingerprint(cut_a)[0] == fingerprint(cut_b)[0]  # a series cut off by the end of the scenario
+    dead = [{"t": 0.1, "side": "client", "state": "FIN_WAIT1"}, {"t": 1.5, "side": "client", "state": "CLOSED"}]
+    assert fingerprint_data(case([*HANDSHAKE, fin, *resends], dead, end=2.0))["segments"]["1"] == \
+        ["c>FA(resent 2)"]
+    acked = case([*HANDSHAKE, fin, *resends, seg(0.81, "server", "A", 1, 2)], end=2.0)
+    assert fingerprint_data(acked)["segments"]["1"][0] == "c>FA(resent 2)"
+
+
+def test_state_path_keeps_held_and_asserted_states_not_blips():
+    rows = [{"t": 0.0, "side": "client", "state": "ESTABLISHED"},
+            {"t": 0.2, "side": "client", "state": "FIN_WAIT1", "timer": "retrans"},
+            {"t": 0.201, "side": "client", "state": "FIN_WAIT2", "timer": "timewait"},
+            {"t": 0.4, "side": "client", "state": "TIME_WAIT", "timer": "timewait"}]
+    data = fingerprint_data(case(HANDSHAKE + CLOSE, rows))
+    assert data["states"]["client"] == ["ESTABLISHED", "FIN_WAIT2/timewait", "TIME_WAIT/timewait"]
+    closing = [*rows[:2], {"t": 0.201, "side": "client", "state": "CLOSING", "timer": "retrans"}, rows[3]]
+    asserted = {"kind": "reach", "expected": "CLOSING", "ok": True, "what": "", "params":
+                {"side": "client", "state": "CLOSING"}}
+    path = fingerprint_data(case(HANDSHAKE + CLOSE, closing, checks=[asserted]))["states"]["client"]
+    assert "CLOSING/retrans" in path
+
+
+def test_calls_are_a_set_but_errnos_count():
+    calls = [{"side": "server", "call": "recv", "errno": None}, {"side": "client", "call": "close", "errno": None}]
+    a = case(HANDSHAKE, syscalls=calls)
+    b = case(HANDSHAKE, syscalls=[calls[1], calls[0], calls[0]])
+    c = case(HANDSHAKE, syscalls=[calls[1], {"side": "server", "call": "recv", "errno": "ECONNRESET"}])
+    assert fingerprint(a)[0] == fingerprint(b)[0] != fingerprint(c)[0]
+
+
+def test_durations_by_expected_value_inside_the_window_measured_outside():
+    def with_duration(measured: float, expected: float) -> dict:
+        d = {"name": "life", "measured_s": measured, "expected_s": expected, "low_s": expected * 0.95,
+             "high_s": expected * 1.2}
+        check = {"kind": "duration", "what": "life", "expected": "", "ok": True, "params": {"x": 1}}
+        return case(HANDSHAKE, durations=[d], checks=[check])
+
+    assert fingerprint(with_duration(60.2, 60.0))[0] == fingerprint(with_duration(61.9, 60.0))[0]
+    assert fingerprint(with_duration(0.201, 0.2000))[0] == fingerprint(with_duration(0.2005, 0.2040))[0]
+    assert fingerprint(with_duration(60.2, 60.0))[0] != fingerprint(with_duration(5.1, 5.0))[0]
