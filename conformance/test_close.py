@@ -2,8 +2,9 @@
 
 import time
 
+from conformance.claims import Key
 from fixtures.references import reference
-from fixtures.tolerance import PROMPT_S, timer_window
+from fixtures.tolerance import CAPTURE_LAG_S, PROMPT_S, timer_window
 
 TIME_WAIT_LEN_MS = 60_000  # include/net/tcp.h TCP_TIMEWAIT_LEN (60 s, not a sysctl)
 
@@ -17,8 +18,15 @@ def test_close_with_unread_data_sends_rst(pair):
     is left behind; the namespace counts it in TCPAbortOnClose."""
     pair.server.sendall(b"x" * 1000)
     pair.client.wait_readable()
+    unread = pair.client.unread_bytes()
     pair.client.close()
-    pair.wire.expect("client", "RA", within=PROMPT_S)
+    closed = pair.log.last("client", "close")
+    try:
+        pair.wire.expect("client", "RA", within=PROMPT_S)
+    finally:
+        sent = pair.wire.all("client", since=closed.t)
+        pair.observe(Key.CLOSE_UNREAD_DATA, {"unread_bytes": unread, "flags": sent[0].flags if sent else ""},
+                     f"close() with {unread} unread bytes")
     pair.wire.expect_no("client", has="F", during=0.1)
     pair.wait_gone("client", within=PROMPT_S)
     pair.expect_nstat("client", "TcpExtTCPAbortOnClose", 1)
@@ -51,12 +59,23 @@ def test_active_close_then_peer_close_ends_in_time_wait(pair):
     pair.wire.expect("server", "A", ack=fin.seq + 1, within=PROMPT_S)
     pair.wait_state("client", "FIN_WAIT2", within=PROMPT_S)
     pair.wait_state("server", "CLOSE_WAIT", within=PROMPT_S)
-    assert pair.server.recv() == b"", "the server should read EOF after the client's FIN"
+    pair.expect_equal("server recv() after the client's FIN", pair.server.recv(), b"",
+                      why="the server reads EOF after the client's FIN")
     pair.server.close()
     server_fin = pair.wire.expect("server", "FA", within=PROMPT_S)
+    try:
+        pair.wait_state("client", "TIME_WAIT", within=PROMPT_S)
+    finally:
+        time.sleep(CAPTURE_LAG_S)
+        acks = [s for s in pair.wire.all("client", "A", since=server_fin.ts) if s.ack == server_fin.seq + 1]
+        pair.observe(Key.FIN_WAIT2_PEER_FIN, {"states": pair.states_seen("client"),
+                                              "ack_delay_s": round(acks[0].ts - server_fin.ts, 6) if acks else None},
+                     "the server's FIN reaching the client's FIN_WAIT2")
     pair.wire.expect("client", "A", ack=server_fin.seq + 1, within=PROMPT_S)
-    pair.wait_state("client", "TIME_WAIT", within=PROMPT_S)
     pair.wait_gone("server", within=PROMPT_S)
+    pair.observe(Key.CLOSE_ROLES, {"active": ["client"],
+                                   "states": {s: pair.states_seen(s) for s in ("client", "server")}},
+                 "client closes first, then the server")
     tw = pair.expect_state("client", "TIME_WAIT", timer="timewait")
     window = timer_window(TIME_WAIT_LEN_MS / 1000, source="sock_diag")
     remaining = tw.expires_ms / 1000 + (time.time() - server_fin.ts)
@@ -78,11 +97,12 @@ def test_shutdown_write_keeps_reading_then_peer_close(pair):
     pair.wait_state("client", "FIN_WAIT2", within=PROMPT_S)
     pair.expect_state("client", "FIN_WAIT2", timer="none", why="a FIN_WAIT2 socket with an open fd")
     pair.server.sendall(b"after-half-close")
-    assert pair.client.recv_exactly(16) == b"after-half-close"
+    pair.expect_equal("client reads after SHUT_WR", pair.client.recv_exactly(16), b"after-half-close",
+                      why="the read side stays open after shutdown(SHUT_WR)")
     pair.server.close()
     pair.wire.expect("server", "FA", within=PROMPT_S)
     pair.wait_state("client", "TIME_WAIT", within=PROMPT_S)
-    assert pair.client.recv() == b"", "recv() after the peer's FIN returns EOF"
+    pair.expect_equal("client recv() after the peer's FIN", pair.client.recv(), b"", why="EOF")
 
 
 @reference("RFC 9293 §3.6", "RFC 9293 §3.10.4", kernel=("net/ipv4/tcp_input.c tcp_rcv_state_process() LAST_ACK",

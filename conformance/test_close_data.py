@@ -8,9 +8,10 @@ import time
 
 import pytest
 
+from conformance.claims import Key
 from conformance.support_linger import fill, small_window_pair
 from fixtures.lab import SERVER_PORT
-from fixtures.references import claim, reference
+from fixtures.references import reference
 from fixtures.tolerance import PROMPT_S, prompt_window, timer_window
 
 SYNACK_TIMEOUT_S = 1.0  # include/net/tcp.h TCP_TIMEOUT_INIT: the first SYN-ACK retransmission
@@ -45,13 +46,19 @@ def test_close_with_unread_data_sends_rst(pair, situation):
     else:
         pair.client.wait_readable()
     if situation.endswith("after-partial-read"):
-        assert pair.client.recv(400) == b"x" * 400
+        pair.expect_equal("client partial read", pair.client.recv(400), b"x" * 400)
     unread = pair.client.unread_bytes()
-    assert unread == (600 if situation.endswith("after-partial-read") else 1000), f"{unread} bytes unread"
+    pair.expect_equal("client unread bytes before close() (FIONREAD)", unread,
+                      600 if situation.endswith("after-partial-read") else 1000)
     pair.client.close()
     closed = pair.log.last("client", "close")
-    pair.wire.expect("client", "RA", within=PROMPT_S, seq=1, ack=expected_ack,
-                     why="unread data must reset the connection")
+    try:
+        pair.wire.expect("client", "RA", within=PROMPT_S, seq=1, ack=expected_ack,
+                         why="unread data must reset the connection")
+    finally:
+        sent = pair.wire.all("client", since=closed.t)
+        pair.observe(Key.CLOSE_UNREAD_DATA, {"unread_bytes": unread, "flags": sent[0].flags if sent else ""},
+                     f"close() with {unread} unread bytes ({situation})")
     pair.wire.expect_no("client", has="F", during=PROMPT_S, since=closed.t, why="no FIN before or after the RST")
     pair.wait_gone("client", within=PROMPT_S)
     pair.wait_gone("server", within=PROMPT_S, why="the server was reset")
@@ -74,19 +81,30 @@ def test_close_after_reading_everything_sends_fin(pair, situation):
         pair.server.shutdown("SHUT_WR")
         pair.wire.expect("server", "FA", within=PROMPT_S, seq=1001)
         pair.wait_state("client", "CLOSE_WAIT", within=PROMPT_S)
-    assert pair.client.recv_exactly(1000) == b"x" * 1000
+    pair.expect_equal("client reads everything", pair.client.recv_exactly(1000), b"x" * 1000)
     if situation == "close-wait-eof-read":
-        assert pair.client.recv() == b"", "recv() after the peer's FIN returns EOF"
+        pair.expect_equal("client recv() after the peer's FIN", pair.client.recv(), b"", why="EOF")
     pair.client.close()
     closed = pair.log.last("client", "close")
-    fin = pair.wire.expect("client", "FA", within=PROMPT_S, seq=1, ack=1002 if close_wait else 1001)
-    pair.wire.expect("server", "A", ack=fin.seq + 1, within=PROMPT_S)
+    try:
+        fin = pair.wire.expect("client", "FA", within=PROMPT_S, seq=1, ack=1002 if close_wait else 1001)
+    finally:
+        fins = pair.wire.all("client", has="F", since=closed.t)
+        pair.observe(Key.CLOSE_FIN_NOTHING_QUEUED,
+                     {"flags": fins[0].flags, "len": fins[0].length} if fins else {"flags": "", "len": 0},
+                     f"close() with nothing queued ({situation})")
+    ack = pair.wire.expect("server", "A", ack=fin.seq + 1, within=PROMPT_S)
     pair.wire.expect_no("client", has="R", during=PROMPT_S, since=closed.t, why="no RST before or after the FIN")
     if close_wait:
         pair.wait_gone("client", within=PROMPT_S, why="LAST_ACK ends with the ACK of its FIN")
         pair.wait_state("server", "TIME_WAIT", within=PROMPT_S)
     else:
         pair.wait_state("client", "FIN_WAIT2", within=PROMPT_S)
+        st = pair.state("client")
+        timeout = None if st.timer == "none" else round(st.expires_ms / 1000 + time.time() - ack.ts, 3)
+        pair.observe(Key.FIN_WAIT2_TIMEOUT_AT_DEFAULTS,
+                     {"timeout_s": timeout, "at_defaults": "net.ipv4.tcp_fin_timeout" not in pair.evidence.sysctls},
+                     f"orphaned FIN_WAIT2's timer (sock_diag expiry + time since the ACK of its FIN): {st.describe()}")
         pair.expect_state("client", "FIN_WAIT2", timer="timewait", why="an orphaned FIN_WAIT2")
         pair.wait_state("server", "CLOSE_WAIT", within=PROMPT_S)
     pair.expect_nstat("client", "TcpExtTCPAbortOnClose", 0)
@@ -116,11 +134,11 @@ def test_peer_of_a_reset_reads_queued_data_then_econnreset(pair, first, expected
     calls = {"recv": lambda: pair.server.recv(1000), "send": lambda: pair.server.send(b"z")}
     order = [first, "recv", "recv", "send"]
     seen = [_outcome(calls[op]) for op in order]
-    assert seen == expected, f"server calls {order} gave {seen}, expected {expected}"
+    pair.expect_equal(f"server calls {' '.join(order)}", seen, expected,
+                      why="queued data first, then ECONNRESET once, then EOF and EPIPE")
     pair.wire.expect_no("server", during=0.05, why="a closed socket sends nothing, not even on send()")
 
 
-@claim("如果有待发送的消息，那么要尽力保证这些消息都发出去的。所以，会在最后一个报文中加入FIN标志")
 @reference("RFC 9293 §3.10.4 (CLOSE: queued SENDs are sent before the FIN)", "RFC 1122 §4.2.2.17",
            kernel=("net/ipv4/tcp_output.c tcp_send_fin()", "net/ipv4/tcp_timer.c tcp_probe_timer()"))
 def test_close_with_unsent_data_returns_at_once_and_delivers_it(lab):
@@ -132,9 +150,11 @@ def test_close_with_unsent_data_returns_at_once_and_delivers_it(lab):
     instead of following it alone."""
     small_window_pair(lab)
     sent = fill(lab.client)
-    assert any(s.win == 0 for s in lab.wire.all("server", "A")), "the server should advertise a zero window"
+    lab.expect_equal("the server advertised a zero window", any(s.win == 0 for s in lab.wire.all("server", "A")),
+                     True, why="set-up: the small receive buffer fills")
     queued = lab.state("client").wqueue
-    assert queued > 0, "data should be waiting in the client's send queue"
+    lab.expect_equal("data waiting in the client's send queue", queued > 0, True,
+                     why=f"set-up: sock_diag wqueue {queued}")
     lab.client.close()
     call = lab.log.last("client", "close")
     lab.expect_duration("close() with unsent data, no linger", call.t, call.t_end, prompt_window(), "syscall")
@@ -144,18 +164,51 @@ def test_close_with_unsent_data_returns_at_once_and_delivers_it(lab):
     received = bytearray()
     while chunk := lab.server.recv(65536):
         received += chunk
-    assert len(received) == sent and set(received) == {ord("d")}, f"received {len(received)} of {sent} bytes"
     fin = lab.wire.expect("client", has="F", within=PROMPT_S)
-    assert fin.seq + fin.length == sent + 1, f"FIN at seq {fin.seq}+{fin.length}, data ended at {sent + 1}"
+    lab.observe(Key.CLOSE_UNSENT_DATA, {"written_bytes": sent, "unsent_at_close": queued,
+                                        "delivered_bytes": len(received), "fin_len": fin.length,
+                                        "fin_ends_data": fin.seq + fin.length == sent + 1},
+                f"close() with {queued} of {sent} bytes unsent behind a zero window")
+    lab.expect_equal("bytes the server read", len(received), sent, why="every byte written is delivered")
+    lab.expect_equal("bytes the server read are the data written", set(received) == {ord("d")}, True)
+    lab.expect_equal("end of the FIN segment (seq + len)", fin.seq + fin.length, sent + 1,
+                     why="the FIN ends the data")
     lab.wire.expect("server", "A", ack=sent + 2, within=PROMPT_S)
     lab.wait_state("client", "FIN_WAIT2", within=PROMPT_S)
     lab.wire.expect_no("client", has="R", during=time.time() - call.t, since=call.t,
                        why="nothing was reset from close() to the end of the transfer")
-    on_data = fin.length > 0
-    lab.claim_verdict(on_data, f"{sent} bytes delivered after close(); the FIN came "
-                               f"{'on the last data segment' if on_data else 'alone'} "
-                               f"(seq {fin.seq}, {fin.length} bytes, flags {fin.flags})")
-    assert on_data, f"the FIN came alone ({fin.describe(lab.t0)}), not on the last data segment"
+    lab.expect_equal("data bytes on the FIN segment > 0", fin.length > 0, True,
+                     why=f"the FIN rides on the last data segment ({fin.describe(lab.t0)})")
+
+
+@reference("RFC 1122 §4.2.3.4 (Nagle)", "RFC 9293 §3.10.4",
+           kernel=("net/ipv4/tcp_output.c tcp_send_fin() (__tcp_push_pending_frames(sk, mss, TCP_NAGLE_OFF))",
+                   "net/ipv4/tcp_output.c tcp_nagle_test()"))
+def test_close_pushes_data_held_by_nagle_at_once(pair):
+    """close() sends a small segment that Nagle holds back at once, with the FIN on it.
+
+    The ACK of a first small segment is dropped, so Nagle (tcp_nagle_test()) keeps a second small write queued
+    while the first is unacknowledged. close() -> tcp_send_fin() puts the FIN on that unsent tail skb and
+    pushes with TCP_NAGLE_OFF: it leaves right away, long before a loss probe or an RTO could release it."""
+    pair.drop(towards="client", name="acks", exactly="A")  # the first small segment stays unACKed
+    pair.client.send(b"a" * 10)
+    first = pair.wire.expect("client", "PA", len=10, within=PROMPT_S)
+    pair.client.send(b"b" * 10)
+    pair.wire.expect_no("client", during=0.05, since=pair.log.last("client", "send").t,
+                        why="Nagle holds the second small segment while the first is unACKed")
+    pair.client.close()
+    closed = pair.log.last("client", "close")
+    try:
+        pair.wire.expect("client", has="F", len=10, seq=first.seq + 10, within=PROMPT_S,
+                         why="close() pushes the held segment, FIN on it")
+    finally:
+        held = [s for s in pair.wire.all("client", since=closed.t) if s.length == 10 and s.seq == first.seq + 10]
+        pair.observe(Key.CLOSE_NAGLE_HELD, {"bytes": 10,
+                                            "delay_s": round(held[0].ts - closed.t, 6) if held else None},
+                     "close() with a Nagle-held 10-byte segment")
+    pair.wire.allow("client", has="F", why="retransmissions: the ACKs towards the client stay dropped")
+    pair.wire.allow("client", "PA", seq=first.seq, len=10,
+                    why="the first segment is retransmitted (TLP/RTO): its ACKs are dropped")
 
 
 @pytest.mark.parametrize("linger", [None, (1, 0), (1, 1)], ids=["linger-off", "linger-1-0", "linger-1-1"])
@@ -215,5 +268,6 @@ def test_late_syn_ack_after_close_in_syn_sent_gets_rst(lab, late_synack):
         lab.expect_duration("SYN-ACK retransmission (TCP_TIMEOUT_INIT)", synack.ts, late.ts, window, "wire")
     rst = lab.wire.expect("client", "R", within=PROMPT_S, since=late.ts, seq=synack.ack,
                           why="no socket: RST with seq = SEG.ACK, no ACK flag")
-    assert rst.raw_seq == late.raw_ack, "the RST's sequence number is the SYN-ACK's acknowledgment number"
+    lab.expect_equal("RST raw seq", rst.raw_seq, late.raw_ack,
+                     why="the RST's sequence number is the SYN-ACK's acknowledgment number")
     lab.expect_nstat("client", "TcpOutRsts", 1)

@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from conformance.claims import Key
 from conformance.support_linger import Holder, fill, small_window_pair
 from fixtures.lab import SERVER_PORT
 from fixtures.reach import reach
@@ -105,7 +106,7 @@ def test_zero_linger_close_without_connection(lab, socket_kind):
                               why="the unaccepted child is reset by inet_csk_listen_stop()")
         lab.wait_gone("client", within=PROMPT_S)
         lab.wire.expect_no("server", has="F", during=0.1, since=call.t, why="an abort, not a FIN")
-        assert rst.ts >= call.t
+        lab.expect_equal("the child's RST leaves after close() began", rst.ts >= call.t, True)
     if port:
         again = lab.socket(side)
         try:
@@ -131,7 +132,8 @@ def test_linger_close_returns_when_the_fin_is_acked(pair):
     call = pair.log.last("client", "close")
     fin = pair.wire.expect("client", "FA", within=PROMPT_S)
     ack = pair.wire.expect("server", "A", ack=fin.seq + 1, within=PROMPT_S)
-    assert call.t_end >= ack.ts, "close() returned before the FIN was acknowledged"
+    pair.expect_equal("close() returned after the FIN's ACK", call.t_end >= ack.ts, True,
+                      why="sk_stream_wait_close() sleeps until the FIN is acknowledged")
     pair.expect_duration("close() with SO_LINGER {1,5}, peer acknowledging", call.t, call.t_end,
                          prompt_window(), "syscall")
     pair.expect_duration("close() return after the FIN's ACK", ack.ts, call.t_end, prompt_window(), "syscall")
@@ -157,7 +159,10 @@ def test_linger_close_against_a_blackholed_peer_blocks_n_seconds(pair, mode):
         pair.client.set_nonblocking()
     pair.client.close()
     call = pair.log.last("client", "close")
-    assert call.errno is None and call.result == "0", f"close() gave {call.result or call.errno}"
+    pair.observe(Key.LINGER_CLOSE_UNACKED, {"linger_s": LINGER_S, "blocked_s": round(call.t_end - call.t, 6)},
+                 f"close() with SO_LINGER {{1,{LINGER_S}}}, FIN never ACKed ({mode})")
+    pair.expect_equal("close() result", call.errno or call.result, "0",
+                      why="sk_stream_wait_close() returns void: close() succeeds whether or not the FIN was ACKed")
     pair.expect_duration(f"close() with SO_LINGER {{1,{LINGER_S}}}, peer blackholed", call.t, call.t_end,
                          timer_window(LINGER_S, "syscall"), "syscall")
     fin = pair.wire.expect("client", "FA", within=PROMPT_S, since=call.t)
@@ -183,7 +188,8 @@ def test_linger_close_against_a_zero_window_peer(lab, peer):
     discarded: the orphan keeps probing and delivers everything, FIN last, once the peer reads."""
     small_window_pair(lab)
     sent = fill(lab.client)
-    assert any(s.win == 0 for s in lab.wire.all("server", "A")), "the server should advertise a zero window"
+    lab.expect_equal("the server advertised a zero window", any(s.win == 0 for s in lab.wire.all("server", "A")),
+                     True, why="set-up: the small receive buffer fills")
     lab.client.set_linger(True, LINGER_S)
     received = bytearray()
     read_at: list[float] = []
@@ -198,7 +204,7 @@ def test_linger_close_against_a_zero_window_peer(lab, peer):
         reader.start()
     lab.client.close()
     call = lab.log.last("client", "close")
-    assert call.errno is None, f"close() failed with {call.errno}"
+    lab.expect_equal("close() result", call.errno or call.result, "0")
     if reader is None:
         lab.expect_duration(f"close() with SO_LINGER {{1,{LINGER_S}}}, zero window", call.t, call.t_end,
                             timer_window(LINGER_S, "syscall"), "syscall")
@@ -210,14 +216,15 @@ def test_linger_close_against_a_zero_window_peer(lab, peer):
         drain()
     else:
         reader.join()
-    assert len(received) == sent, f"the server read {len(received)} of {sent} bytes"
+    lab.expect_equal("bytes the server read", len(received), sent, why="no data is discarded by the linger timeout")
     fin = lab.wire.expect("client", has="F", within=PROMPT_S, since=read_at[0],
                           why="once the peer reads, the window opens and the data and FIN go out")
     ack = lab.wire.expect("server", "A", ack=fin.seq + fin.length + 1, within=PROMPT_S, since=fin.ts)
     if reader is not None:
-        assert call.t_end >= ack.ts, "close() returned before the FIN was acknowledged"
+        lab.expect_equal("close() returned after the FIN's ACK", call.t_end >= ack.ts, True)
         lab.expect_duration("close() return after the FIN's ACK", ack.ts, call.t_end, prompt_window(), "syscall")
-        assert call.t_end - call.t < LINGER_S, "close() should not wait the full linger time"
+        lab.expect_equal("close() returned before the linger time", call.t_end - call.t < LINGER_S, True,
+                         why="the peer read within the linger time")
     lab.wait_state("client", "FIN_WAIT2", within=PROMPT_S)
 
 

@@ -1,13 +1,16 @@
 """Both sides closing: active/passive close with every state held long enough to be seen, FINs that cross
 (CLOSING on one side or on both), and data that arrives after the receiving side has closed."""
 
-import errno
 import socket
+import time
 
 import pytest
 
+from conformance.claims import Key
+from fixtures.constants import TCP_TIMEWAIT_LEN_S
+from fixtures.kernel_changes import TCP_LINGER2_LIMIT
 from fixtures.references import reference
-from fixtures.tolerance import PROMPT_S, timer_window
+from fixtures.tolerance import CAPTURE_LAG_S, PROMPT_S, timer_window
 
 OTHER = {"client": "server", "server": "client"}
 
@@ -58,7 +61,14 @@ def test_active_close_every_state_on_both_sides(pair, closer):
     pair.drop(towards=peer, name="acks-to-peer", exactly="A")
     passive.close()
     last = pair.wire.expect(peer, "FA", within=PROMPT_S)
-    pair.wait_state(closer, "TIME_WAIT", within=PROMPT_S)
+    try:
+        pair.wait_state(closer, "TIME_WAIT", within=PROMPT_S)
+    finally:
+        time.sleep(CAPTURE_LAG_S)
+        acks = [s for s in pair.wire.all(closer, "A", since=last.ts) if s.ack == last.seq + 1]
+        pair.observe(Key.FIN_WAIT2_PEER_FIN, {"states": pair.states_seen(closer),
+                                              "ack_delay_s": round(acks[0].ts - last.ts, 6) if acks else None},
+                     f"the {peer}'s FIN reaching the {closer}'s FIN_WAIT2 (its ACK dropped at the {peer})")
     pair.wait_state(peer, "LAST_ACK", within=PROMPT_S)
     pair.expect_state(peer, "LAST_ACK", timer="retrans")
     again = pair.wire.expect(peer, "FA", seq=last.seq, within=window.high_s, since=last.ts)
@@ -67,6 +77,9 @@ def test_active_close_every_state_on_both_sides(pair, closer):
     pair.undrop(towards=peer, name="acks-to-peer")
     pair.replay(ack)
     pair.wait_gone(peer, within=PROMPT_S)
+    pair.observe(Key.CLOSE_ROLES,
+                 {"active": [closer], "states": {s: pair.states_seen(s) for s in ("client", "server")}},
+                 f"the {closer} closes first, then the {peer}")
     pair.expect_states_seen(closer, ["ESTABLISHED", "FIN_WAIT1", "FIN_WAIT2", "TIME_WAIT"])
     pair.expect_states_seen(peer, ["ESTABLISHED", "CLOSE_WAIT", "LAST_ACK", "CLOSED"])
     pair.expect_nstat(closer, "TcpExtTCPLossProbes", 1)
@@ -96,7 +109,12 @@ def test_fin_in_fin_wait1_goes_closing(pair, held):
     pair.endpoints[other].close()
     their_fin = pair.wire.expect(other, "FA", ack=fin.seq, within=PROMPT_S, why="it does not ACK the lost FIN")
     pair.wire.expect(held, "A", ack=their_fin.seq + 1, within=PROMPT_S)
-    pair.wait_state(held, "CLOSING", within=PROMPT_S)
+    try:
+        pair.wait_state(held, "CLOSING", within=PROMPT_S)
+    finally:
+        path = pair.states_seen(held)
+        pair.observe(Key.FIN_WAIT1_CROSSING_FIN_STATES, path,
+                     f"the {held} in FIN_WAIT1 receives the {other}'s FIN (not ACKing its own): {' -> '.join(path)}")
     pair.expect_state(held, "CLOSING", timer="retrans", why="its own FIN is still unacknowledged")
     pair.wait_state(other, "FIN_WAIT2", within=PROMPT_S)
     again = pair.wire.expect(held, "FA", seq=fin.seq, ack=their_fin.seq + 1, within=window.high_s, since=fin.ts,
@@ -141,8 +159,14 @@ def test_simultaneous_close_crossing_fins_both_closing(pair):
     pair.undrop(towards="client", name="fins-to-client")
     pair.replay(client_fin)
     pair.replay(server_fin)
+    try:
+        for side in ("client", "server"):
+            pair.wait_state(side, "CLOSING", within=PROMPT_S)
+    finally:
+        path = pair.states_seen("client")
+        pair.observe(Key.FIN_WAIT1_CROSSING_FIN_STATES, path,
+                     f"the client in FIN_WAIT1 receives the server's crossing FIN: {' -> '.join(path)}")
     for side in ("client", "server"):
-        pair.wait_state(side, "CLOSING", within=PROMPT_S)
         pair.expect_state(side, "CLOSING", timer="retrans")
     for side, fin, theirs in (("client", client_fin, server_fin), ("server", server_fin, client_fin)):
         again = pair.wire.expect(side, "FA", seq=fin.seq, ack=theirs.seq + 1, within=window.high_s, since=fin.ts,
@@ -150,22 +174,47 @@ def test_simultaneous_close_crossing_fins_both_closing(pair):
         pair.expect_duration(f"{side} FIN resent from CLOSING (loss probe)", fin.ts, again.ts, window, "wire")
     for side in ("client", "server"):
         pair.wait_state(side, "TIME_WAIT", within=PROMPT_S)
+    pair.observe(Key.CLOSE_ROLES, {"active": ["client", "server"],
+                                   "states": {s: pair.states_seen(s) for s in ("client", "server")}},
+                 "both sides close before either FIN arrives (crossing FINs)")
+    for side in ("client", "server"):
         pair.expect_states_seen(side, ["ESTABLISHED", "FIN_WAIT1", "CLOSING", "TIME_WAIT"])
-    assert pair.wire.count("client", has="R") == pair.wire.count("server", has="R") == 0
+    pair.expect_equal("RSTs sent (client, server)", [pair.wire.count(s, has="R") for s in ("client", "server")],
+                      [0, 0], why="a simultaneous close resets nothing")
 
 
 # Data sent by the server after the client closed (the key says how): the client's state and timer when the
 # data arrives, whether it counts TCPAbortOnData, and what the server's recv() returns afterwards.
 DATA_AFTER_CLOSE = {
     # orphan FIN_WAIT1: its FIN was lost, the data does not ACK it; tcp_rcv_state_process() "abort on data"
-    "orphan-fin-wait1": dict(state="FIN_WAIT1", timer="retrans", abort_on_data=1, peer_recv=errno.ECONNRESET),
+    "orphan-fin-wait1": dict(state="FIN_WAIT1", timer="retrans", abort_on_data=1, peer_recv="ECONNRESET"),
     # orphan FIN_WAIT2 as a timewait mini-socket: tcp_timewait_state_process() returns TCP_TW_RST, no MIB
     "orphan-fin-wait2": dict(state="FIN_WAIT2", timer="timewait", abort_on_data=0, peer_recv=b""),
-    # orphan FIN_WAIT2 kept as a full socket (TCP_LINGER2 > 60 s: keepalive timer for the excess)
-    "orphan-fin-wait2-linger2": dict(state="FIN_WAIT2", timer="keepalive", abort_on_data=1, peer_recv=b""),
+    # orphan FIN_WAIT2 with TCP_LINGER2 100 s: kernel-keyed (tcp_linger2_limit), see _data_after_close()
+    "orphan-fin-wait2-linger2": None,
     # not an orphan at all: shutdown(SHUT_RDWR), fd open; RCV_SHUTDOWN is what matters
     "shut-rdwr-fin-wait2": dict(state="FIN_WAIT2", timer="none", abort_on_data=1, peer_recv=b""),
 }
+
+
+LINGER2_S = 100
+# the orphan FIN_WAIT2 kept as a full socket (tmo > TCP_TIMEWAIT_LEN: keepalive timer for the excess)
+FULL_SOCKET_FIN_WAIT2 = dict(state="FIN_WAIT2", timer="keepalive", abort_on_data=1, peer_recv=b"")
+
+
+def _data_after_close(pair, how):
+    """The row of DATA_AFTER_CLOSE; for TCP_LINGER2 100 s it depends on the kernel (tcp_linger2_limit): kept
+    (5.8+, 5.4.251+, 4.19.291+) it is above TCP_TIMEWAIT_LEN and the orphan stays a full socket on the keepalive
+    timer; before, 100 > tcp_fin_timeout (60 s) was replaced by 0 and the orphan is a timewait sock like any."""
+    if DATA_AFTER_CLOSE[how] is not None:
+        return DATA_AFTER_CLOSE[how]
+    rule = pair.kernel_expectation(TCP_LINGER2_LIMIT)
+    fin_timeout = int(pair.namespaces["client"].sysctl_get("net.ipv4.tcp_fin_timeout"))
+    pair.expect_equal("getsockopt(TCP_LINGER2)", pair.client.sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_LINGER2),
+                      rule.readback_s(LINGER2_S, fin_timeout), why=rule.describe())
+    if rule.fin_wait2_s(LINGER2_S, fin_timeout) > TCP_TIMEWAIT_LEN_S:
+        return FULL_SOCKET_FIN_WAIT2
+    return DATA_AFTER_CLOSE["orphan-fin-wait2"]
 
 
 @pytest.mark.parametrize("how", list(DATA_AFTER_CLOSE))
@@ -183,11 +232,11 @@ def test_data_after_close_is_answered_with_rst(pair, how):
     mini-socket answers TCP_TW_RST from tcp_timewait_state_process() and counts nothing. The client's socket
     is gone. The server that sent the data: in ESTABLISHED the RST gives ECONNRESET; in CLOSE_WAIT tcp_reset()
     sets EPIPE, and recv() still reports EOF first because the FIN was already received (SOCK_DONE)."""
-    expect = DATA_AFTER_CLOSE[how]
     if how == "orphan-fin-wait1":
         pair.drop(towards="server", name="client-fin", has="F")
     if how == "orphan-fin-wait2-linger2":
-        pair.client.setsockopt(socket.IPPROTO_TCP, socket.TCP_LINGER2, 100, label="TCP_LINGER2 100")
+        pair.client.setsockopt(socket.IPPROTO_TCP, socket.TCP_LINGER2, LINGER2_S, label=f"TCP_LINGER2 {LINGER2_S}")
+    expect = _data_after_close(pair, how)
     if how == "shut-rdwr-fin-wait2":
         pair.client.shutdown("SHUT_RDWR")
     else:
@@ -198,19 +247,16 @@ def test_data_after_close_is_answered_with_rst(pair, how):
     pair.server.send(b"too late")
     data = pair.wire.expect("server", "PA", len=8, within=PROMPT_S)
     rst = pair.wire.expect("client", "R", seq=data.ack, within=PROMPT_S, why="reset built from the data segment")
-    assert rst.length == 0
+    pair.expect_equal("length of the RST", rst.length, 0)
     pair.wait_gone("client", within=PROMPT_S)
     pair.wait_gone("server", within=PROMPT_S)
     pair.expect_nstat("client", "TcpExtTCPAbortOnData", expect["abort_on_data"])
     pair.expect_nstat("client", "TcpOutRsts", 1)
     if isinstance(expect["peer_recv"], bytes):
-        assert pair.server.recv() == expect["peer_recv"], "the server already had the FIN: EOF first"
+        pair.expect_equal("server recv() after the RST", pair.server.recv(), expect["peer_recv"],
+                          why="the server already had the FIN: EOF first")
     else:
-        with pytest.raises(OSError) as err:
-            pair.server.recv()
-        assert err.value.errno == expect["peer_recv"]
-    with pytest.raises(BrokenPipeError):
-        pair.server.send(b"x")
+        pair.expect_errno(pair.server, "recv", errno_name=expect["peer_recv"], why="the RST in ESTABLISHED")
+    pair.expect_errno(pair.server, "send", b"x", errno_name="EPIPE", why="the send side is shut down")
     if how == "shut-rdwr-fin-wait2":
-        with pytest.raises(ConnectionResetError):
-            pair.client.recv()
+        pair.expect_errno(pair.client, "recv", errno_name="ECONNRESET", why="the fd is still open: the reset's error")

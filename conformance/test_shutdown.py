@@ -14,6 +14,15 @@ from fixtures.states import GONE
 from fixtures.tolerance import PROMPT_S, prompt_window
 
 WRITE_SIDE = {"SHUT_WR", "SHUT_RDWR"}
+
+
+def _errno_of(call):  # type: ignore[no-untyped-def]
+    """The errno name a call fails with, or "0"."""
+    try:
+        call()
+    except OSError as exc:
+        return errno.errorcode.get(exc.errno or 0, str(exc.errno))
+    return "0"
 READ_SIDE = {"SHUT_RD", "SHUT_RDWR"}
 
 # The client's state after each step, per shutdown mode and order: (state, sock_diag timer or None).
@@ -70,9 +79,10 @@ def test_shutdown_then_close_in_each_order_with_peer_close(pair, how, order):
     else:
         pair.wait_state("server", "TIME_WAIT", within=PROMPT_S, why="the server's FIN went first")
     fins = pair.wire.all("client", has="F")
-    assert fins == [fin], f"the client must send exactly one FIN, at {fin_step}(); sent {len(fins)}"
+    pair.expect_equal("FINs the client sent", len(fins), 1, why=f"exactly one FIN, at {fin_step}()")
     call = pair.log.last("client", fin_step)
-    assert call.t <= fin.ts <= call.t_end, f"the FIN left during {fin_step}() (it is sent from the syscall)"
+    pair.expect_equal(f"the FIN left during {fin_step}()", call.t <= fin.ts <= call.t_end, True,
+                      why="it is sent from the syscall")
 
 
 @reference("RFC 9293 §3.10.4 (no SHUT_RD in TCP)", "RFC 1122 §4.2.2.13",
@@ -89,20 +99,22 @@ def test_shut_rd_then_peer_data_is_acked_queued_and_readable(pair):
     later close() with everything read is an ordinary FIN."""
     pair.client.set_nonblocking()
     pair.client.shutdown("SHUT_RD")
-    assert pair.client.recv() == b"", "recv() after SHUT_RD returns EOF at once (not EAGAIN)"
+    pair.expect_equal("client recv() after SHUT_RD", pair.client.recv(), b"", why="EOF at once, not EAGAIN")
     pair.server.sendall(b"d" * 1000)
     data = pair.wire.expect("server", "PA", len=1000, within=PROMPT_S)
     pair.wire.expect("client", "A", ack=data.seq + 1000, within=PROMPT_S, why="data after SHUT_RD is ACKed")
     queued = pair.expect_state("client", "ESTABLISHED")
-    assert queued.rqueue == 1000 and pair.client.unread_bytes() == 1000, "the data is queued, not dropped"
-    assert pair.client.recv() == b"d" * 1000, "queued data is still returned after SHUT_RD"
-    assert pair.client.recv() == b"", "then EOF again"
+    pair.expect_equal("client receive queue (sock_diag rqueue, FIONREAD)", [queued.rqueue, pair.client.unread_bytes()],
+                      [1000, 1000], why="the data is queued, not dropped")
+    pair.expect_equal("client recv() of the queued data", pair.client.recv(), b"d" * 1000,
+                      why="queued data is still returned after SHUT_RD")
+    pair.expect_equal("client recv() once the queue is empty", pair.client.recv(), b"", why="then EOF again")
     pair.client.send(b"still-writing")
-    assert pair.server.recv_exactly(13) == b"still-writing"
+    pair.expect_equal("server reads", pair.server.recv_exactly(13), b"still-writing")
     pair.client.close()
     pair.wire.expect("client", "FA", within=PROMPT_S, why="nothing unread: an ordinary FIN")
     pair.wait_state("client", "FIN_WAIT2", within=PROMPT_S)
-    assert pair.wire.count("client", has="R") == 0
+    pair.expect_equal("RSTs the client sent", pair.wire.count("client", has="R"), 0)
     pair.expect_nstat("client", "TcpExtTCPAbortOnData", 0)
 
 
@@ -119,18 +131,21 @@ def test_send_after_shut_wr_fails_with_epipe(pair, flags, raises_sigpipe):
     returns -EPIPE and sends SIGPIPE to the caller unless MSG_NOSIGNAL. Python sets SIGPIPE to SIG_IGN, so
     the program sees BrokenPipeError; the signal is observed here by blocking it (a blocked signal stays
     pending even when ignored). The peer reads EOF and no data."""
-    assert signal.getsignal(signal.SIGPIPE) == signal.SIG_IGN, "Python ignores SIGPIPE at start-up"
+    pair.expect_equal("SIGPIPE disposition", signal.getsignal(signal.SIGPIPE), signal.SIG_IGN,
+                      why="set-up: Python ignores SIGPIPE at start-up")
     pair.client.shutdown("SHUT_WR")
     pair.wire.expect("client", "FA", within=PROMPT_S)
     label = "3 bytes" + (" MSG_NOSIGNAL" if flags else "")
     with signal_blocked(signal.SIGPIPE):
-        with pytest.raises(BrokenPipeError):
-            pair.log.record("client", "send", label, lambda: pair.client.sock.send(b"abc", flags))
+        pair.expect_equal(f"client send({label}) errno",
+                          _errno_of(lambda: pair.log.record("client", "send", label,
+                                                            lambda: pair.client.sock.send(b"abc", flags))),
+                          "EPIPE", why="SEND_SHUTDOWN: sk_stream_error()")
         pending = signal.SIGPIPE in signal.sigpending()
-    assert pending == raises_sigpipe, f"SIGPIPE {'not ' if raises_sigpipe else ''}raised by send({label})"
+    pair.expect_equal(f"SIGPIPE pending after send({label})", pending, raises_sigpipe)
     pair.wait_state("client", "FIN_WAIT2", within=PROMPT_S)
-    assert pair.server.recv() == b"", "the peer reads EOF, no data"
-    assert not [s for s in pair.wire.all("client") if s.length], "no data segment left the client"
+    pair.expect_equal("server recv()", pair.server.recv(), b"", why="the peer reads EOF, no data")
+    pair.expect_equal("data segments the client sent", [s.length for s in pair.wire.all("client") if s.length], [])
 
 
 @pytest.mark.parametrize("how", ["SHUT_WR", "SHUT_RD", "SHUT_RDWR"])
@@ -148,29 +163,27 @@ def test_shutdown_unconnected_fails_enotconn_but_latches(lab, how):
     sock = lab.socket("client")
     sock.bind((lab.family.client, 0))
     lab.client = lab.adopt("client", sock, "client")
-    with pytest.raises(OSError) as err:
-        lab.client.shutdown(how)
-    assert err.value.errno == errno.ENOTCONN
+    lab.expect_errno(lab.client, "shutdown", how, errno_name="ENOTCONN", why="TCP_CLOSE")
     lab.connect_endpoint(lab.client)
     lab.server = lab.accept()
     lab.wire.expect("client", "A", within=PROMPT_S, why="the handshake completes as usual")
     lab.expect_state("client", "ESTABLISHED")
     lab.client.set_nonblocking()
     if how in READ_SIDE:
-        assert lab.client.recv() == b"", "a latched SHUT_RD: recv() returns EOF before any data"
+        lab.expect_equal("client recv()", lab.client.recv(), b"",
+                         why="a latched SHUT_RD: recv() returns EOF before any data")
     else:
-        with pytest.raises(BlockingIOError):
-            lab.client.recv()
+        lab.expect_errno(lab.client, "recv", errno_name="EAGAIN", why="nothing to read, non-blocking")
     if how in WRITE_SIDE:
-        with pytest.raises(BrokenPipeError):
-            lab.client.send(b"abc")
+        lab.expect_errno(lab.client, "send", b"abc", errno_name="EPIPE", why="a latched SHUT_WR")
     else:
         lab.client.send(b"abc")
-        assert lab.server.recv_exactly(3) == b"abc"
+        lab.expect_equal("server reads", lab.server.recv_exactly(3), b"abc")
     lab.server.sendall(b"hello")
     lab.client.wait_readable(PROMPT_S)
-    assert lab.client.recv() == b"hello", "data from the peer is still received"
-    assert lab.wire.count("client", has="F") == 0, "a latched SHUT_WR sends no FIN"
+    lab.expect_equal("client recv()", lab.client.recv(), b"hello", why="data from the peer is still received")
+    lab.expect_equal("FINs the client sent", lab.wire.count("client", has="F"), 0,
+                     why="a latched SHUT_WR sends no FIN")
     lab.expect_state("client", "ESTABLISHED")
 
 
@@ -194,18 +207,15 @@ def test_shutdown_listener_with_queued_connection(lab, how):
         lab.expect_state("listener", "LISTEN")
         lab.accept("accepted")
         lab.expect_state("queued", "ESTABLISHED")
-        assert lab.wire.count("server", has="R") == 0, "SHUT_WR on a listener resets nothing"
+        lab.expect_equal("RSTs the server sent", lab.wire.count("server", has="R"), 0,
+                         why="SHUT_WR on a listener resets nothing")
         return
     lab.wire.expect("server", "RA", within=PROMPT_S, why="the queued connection is reset")
     lab.wait_gone("queued", within=PROMPT_S)
-    with pytest.raises(ConnectionResetError):
-        queued.recv()
+    lab.expect_errno(queued, "recv", errno_name="ECONNRESET")
     lab.wait_gone("listener", within=PROMPT_S, why="no longer LISTEN")
-    with pytest.raises(OSError) as err:
-        lab.accept("never")
-    assert err.value.errno == errno.EINVAL
-    with pytest.raises(ConnectionRefusedError):
-        lab.connect_client("refused")
+    lab.expect_errno(lab, "accept", "never", errno_name="EINVAL", why="the socket is no longer LISTEN")
+    lab.expect_errno(lab, "connect_client", "refused", errno_name="ECONNREFUSED", why="no listener: RST")
     lab.wire.expect("server", "RA", within=PROMPT_S, why="no listener: the SYN is refused")
     lab.log.record("listener", "listen", "16 (again)", lambda: lab.listener.sock.listen(16))
     lab.wait_state("listener", "LISTEN", within=PROMPT_S)
@@ -240,13 +250,16 @@ def test_shutdown_listener_and_a_blocked_accept(lab, how):
     call = lab.log.last("listener", "shutdown")
     waiter.join(PROMPT_S)
     if how == "SHUT_RD":
-        assert not waiter.is_alive() and result.get("errno") == errno.EINVAL, f"accept() woke with {result}"
+        lab.expect_equal("blocked accept() after shutdown(SHUT_RD)",
+                         [waiter.is_alive(), errno.errorcode.get(result.get("errno"), result.get("errno"))],
+                         [False, "EINVAL"], why="woken at once with EINVAL")
         woke = lab.log.last("listener", "accept")
         lab.expect_duration("accept() woken by shutdown(SHUT_RD)", call.t, woke.t_end, prompt_window(), "syscall")
         lab.wait_gone("listener", within=PROMPT_S)
         return
-    assert waiter.is_alive(), "shutdown(SHUT_WR) on a listener must not wake accept()"
+    lab.expect_equal("accept() still blocked after shutdown(SHUT_WR)", waiter.is_alive(), True,
+                     why="shutdown(SHUT_WR) on a listener must not wake accept()")
     lab.expect_state("listener", "LISTEN")
     lab.connect_client("late")
     waiter.join(PROMPT_S)
-    assert "conn" in result, f"accept() returned the next connection, got {result}"
+    lab.expect_equal("the blocked accept() returned a connection", "conn" in result, True, why=f"got {result}")

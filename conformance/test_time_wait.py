@@ -6,6 +6,7 @@ import time
 
 import pytest
 
+from conformance.claims import Key
 from fixtures.constants import TCP_TIMEWAIT_LEN_S
 from fixtures.references import reference
 from fixtures.tolerance import JIFFY_S, POLL_S, PROMPT_S, timer_window
@@ -41,6 +42,7 @@ def test_time_wait_timer_is_60s_whatever_tcp_fin_timeout(pair, fin_timeout):
     pair.sysctl("net.ipv4.tcp_fin_timeout", fin_timeout)
     _, server_fin = _close_active_then_passive(pair)
     total = _time_wait_total(pair, "client", server_fin.ts)
+    pair.observe(Key.TIME_WAIT_LENGTH, round(total, 3), "sock_diag expiry + time since the peer's FIN")
     pair.expect_duration("TIME_WAIT timer (expiry read + time elapsed since the peer's FIN)", 0, total,
                          timer_window(TCP_TIMEWAIT_LEN_S, "sock_diag"), "sock_diag")
     pair.wait_gone("server", within=PROMPT_S, why="the passive closer keeps no TIME_WAIT")
@@ -57,6 +59,7 @@ def test_time_wait_lasts_60s_end_to_end(pair):
     creation, __inet_twsk_schedule; shorter ones count as TWKilled): one here."""
     _, server_fin = _close_active_then_passive(pair)
     gone = pair.wait_gone("client", within=TCP_TIMEWAIT_LEN_S * 1.2 + 1.0)
+    pair.observe(Key.TIME_WAIT_LENGTH, round(gone - server_fin.ts, 3), "from the peer's FIN to the end (sock_diag)")
     pair.expect_duration("TIME_WAIT lifetime", server_fin.ts, gone, timer_window(TCP_TIMEWAIT_LEN_S, "sock_diag"),
                          "sock_diag")
     pair.wire.expect_no("client", during=gone - server_fin.ts, since=server_fin.ts + 0.01,
@@ -77,10 +80,18 @@ def test_rst_in_time_wait_kills_it_unless_tcp_rfc1337(pair, rfc1337, killed):
     _, server_fin = _close_active_then_passive(pair)
     pair.wait_gone("server", within=PROMPT_S)
     pair.inject("server", "R", seq=server_fin.raw_seq + 1)
-    injected = pair.log.calls[-1].t
+    injected, sent = pair.log.calls[-1].t, pair.log.calls[-1].t_end  # the frame left by the end of inject()
+    try:
+        if killed:
+            gone = pair.wait_gone("client", within=PROMPT_S, why="tcp_rfc1337 0: the RST kills the TIME_WAIT")
+    finally:
+        time.sleep(max(0.0, injected + 0.2 - time.time()))
+        answered = bool(pair.wire.all("client", since=injected))
+        pair.observe(Key.TIME_WAIT_LATE_SEGMENT, {"late": "RST", "answered": answered,
+                                                  "survived": pair.state("client").state == "TIME_WAIT"},
+                     f"an in-window RST, 0.2 s after it (tcp_rfc1337 {rfc1337})")
     if killed:
-        gone = pair.wait_gone("client", within=PROMPT_S, why="tcp_rfc1337 0: the RST kills the TIME_WAIT")
-        pair.expect_duration("TIME_WAIT end after the RST", injected, gone, timer_window(0.0, "sock_diag"),
+        pair.expect_duration("TIME_WAIT end after the RST", sent, gone, timer_window(0.0, "sock_diag"),
                              "sock_diag")
     pair.wire.expect_no("client", during=0.2, since=injected, why="nothing is sent in reply to the RST")
     if not killed:
@@ -110,16 +121,26 @@ def test_retransmitted_fin_in_time_wait_is_acked_and_restarts_the_timer(lab):
     lab.wire.expect("client", "A", ack=server_fin.seq + 1, within=PROMPT_S)
     lab.wait_state("client", "TIME_WAIT", within=PROMPT_S)
     refin = lab.wire.expect("server", "FA", seq=server_fin.seq, within=1.5, since=server_fin.ts)
-    reack = lab.wire.expect("client", "A", ack=server_fin.seq + 1, within=PROMPT_S, since=refin.ts)
+    gap = refin.ts - server_fin.ts
+    try:
+        reack = lab.wire.expect("client", "A", ack=server_fin.seq + 1, within=PROMPT_S, since=refin.ts)
+    finally:
+        st = lab.state("client")
+        after_refin = st.expires_ms / 1000 + time.time() - refin.ts
+        restarted_by = after_refin + gap - TCP_TIMEWAIT_LEN_S
+        restarted = restarted_by >= gap - 2 * JIFFY_S - POLL_S["sock_diag"]
+        answered = bool(lab.wire.all("client", since=refin.ts))
+        lab.observe(Key.TIME_WAIT_LATE_SEGMENT, {"late": "FIN", "answered": answered,
+                                                 "survived": st.state == "TIME_WAIT", "timer_restarted": restarted},
+                    f"the peer's FIN resent {gap:.3f} s into TIME_WAIT: {st.describe()}")
     lab.expect_duration("ACK of the retransmitted FIN", refin.ts, reack.ts, timer_window(0.0), "wire")
     total = _time_wait_total(lab, "client", refin.ts)
     lab.expect_duration("TIME_WAIT timer counted from the retransmitted FIN", 0, total,
                         timer_window(TCP_TIMEWAIT_LEN_S, "sock_diag"), "sock_diag")
-    restarted_by = total + (refin.ts - server_fin.ts) - TCP_TIMEWAIT_LEN_S
-    gap = refin.ts - server_fin.ts
-    assert restarted_by >= gap - 2 * JIFFY_S - POLL_S["sock_diag"], (
-        f"TIME_WAIT ends {restarted_by:.3f} s later than 60 s after the first FIN; a restart by the resend "
-        f"{gap:.3f} s later would make it ~{gap:.3f} s")
+    restarted_by = total + gap - TCP_TIMEWAIT_LEN_S
+    lab.expect_equal("TIME_WAIT restarted by the resent FIN", restarted_by >= gap - 2 * JIFFY_S - POLL_S["sock_diag"],
+                     True, why=f"TIME_WAIT ends {restarted_by:.3f} s later than 60 s after the first FIN; a restart by "
+                               f"the resend {gap:.3f} s later makes it ~{gap:.3f} s")
 
 
 @pytest.mark.parametrize("how", ["close-orphan-fin-wait2", "shutdown-then-peer-fin"])
@@ -144,7 +165,12 @@ def test_max_tw_buckets_zero_keeps_no_time_wait(pair, how):
         pair.wait_state("server", "CLOSE_WAIT", within=PROMPT_S)
         pair.server.close()
         server_fin = pair.wire.expect("server", "FA", within=PROMPT_S)
-        pair.wire.expect("client", "R", seq=fin.seq + 1, within=PROMPT_S, why="no socket left to take the FIN")
+        try:
+            pair.wire.expect("client", "R", seq=fin.seq + 1, within=PROMPT_S, why="no socket left to take the FIN")
+        finally:
+            replies = pair.wire.all("client", since=server_fin.ts)
+            pair.observe(Key.CLOSED_PEER_FIN_ANSWER, replies[0].flags if replies else None,
+                         "the server's FIN reaching a closer without a socket (tcp_max_tw_buckets 0)")
     else:
         pair.client.shutdown("SHUT_WR")
         fin = pair.wire.expect("client", "FA", within=PROMPT_S)
@@ -186,9 +212,11 @@ def test_new_syn_from_same_port_reopens_server_time_wait(pair):
                     lambda: sock.connect((pair.family.server, 8080)))
     syn = pair.wire.expect("client", "S", within=PROMPT_S)
     old_rcv_nxt = server_fin.raw_ack + 1  # the server's rcv_nxt after the client's FIN
-    assert 0 < (syn.raw_seq - old_rcv_nxt) % 2**32 < 2**31, "the new ISN lies after the old connection's"
+    pair.expect_equal("the new ISN lies after the old connection's rcv_nxt",
+                      0 < (syn.raw_seq - old_rcv_nxt) % 2**32 < 2**31, True,
+                      why="TCP_TW_SYN needs a higher sequence number (or a newer timestamp)")
     pair.wire.expect("server", "SA", within=PROMPT_S, since=syn.ts, why="TCP_TW_SYN: the listener takes it")
     new_server = pair.accept("server2")
     new_server.sendall(b"reopened")
-    assert again.recv_exactly(8) == b"reopened"
+    pair.expect_equal("client2 reads on the reopened connection", again.recv_exactly(8), b"reopened")
     pair.wait_state("server2", "ESTABLISHED", within=PROMPT_S)

@@ -10,8 +10,10 @@ import time
 
 import pytest
 
-from fixtures.constants import TCP_FIN_TIMEOUT_MAX_S, TCP_TIMEWAIT_LEN_S
-from fixtures.references import by_kernel, reference
+from conformance.claims import Key
+from fixtures.constants import TCP_TIMEWAIT_LEN_S
+from fixtures.kernel_changes import TCP_LINGER2_LIMIT
+from fixtures.references import reference
 from fixtures.tcp_model import (
     death_after_series,
     model_timeout_s,
@@ -35,14 +37,31 @@ def _keepalive(ep, idle, intvl, cnt):
     ep.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, cnt, f"TCP_KEEPCNT {cnt}")
 
 
-def _expect_fin_series_then_silent_death(lab, side, fin, rto, deadline_s, why):
+def _fin_timeout_s(lab, side="client"):
+    """The namespace's tcp_fin_timeout (s), as the kernel has it (set by the case, --sysctl or the default)."""
+    return int(lab.namespaces[side].sysctl_get("net.ipv4.tcp_fin_timeout"))
+
+
+def _expect_fin_series_then_silent_death(lab, side, fin, rto, deadline_s, why, states_key, lifetime_key=None):
     """The FIN is re-sent by a TLP then by backed-off RTOs until retransmits_timed_out() sees `deadline_s`
-    passed since the first RTO retransmission; the socket then vanishes without an RST."""
+    passed since the first RTO retransmission; the socket then vanishes without an RST. The sampled state
+    path is observed as `states_key` (and the lifetime from the FIN as `lifetime_key`), whatever the outcome."""
     offsets = rto_series(rto, 20)
     count, death = death_after_series(offsets[1:], deadline_s)
     count += 1  # the TLP before the first RTO
     lifetime = chain_window(death, timers=count + 1, source="sock_diag")
-    gone = lab.wait_gone(side, within=wait_s(lifetime) - (time.time() - fin.ts), why=why)
+    gone = None
+    try:
+        gone = lab.wait_gone(side, within=wait_s(lifetime) - (time.time() - fin.ts), why=why)
+    finally:
+        path = lab.states_seen(side)
+        lab.observe(states_key, path, f"{side} {' -> '.join(path)}, its FIN never ACKed ({why})")
+        if lifetime_key is not None:
+            at_defaults = not {"net.ipv4.tcp_orphan_retries", RTO_MIN_SYSCTL} & set(lab.evidence.sysctls)
+            ended = "outlived the wait" if gone is None else f"ended {gone - fin.ts:.3f} s"
+            lab.observe(lifetime_key, {"lifetime_s": None if gone is None else round(gone - fin.ts, 3),
+                                       "at_defaults": at_defaults},
+                        f"orphan FIN_WAIT1 {ended} after its FIN (sock_diag)")
     lab.expect_duration(f"{side} lifetime from its FIN to its end", fin.ts, gone, lifetime, "sock_diag", why)
     last = fin
     for k, offset in enumerate(offsets[:count]):
@@ -76,7 +95,12 @@ def test_orphaned_fin_wait2_lives_tcp_fin_timeout(pair, fin_timeout):
     ack = pair.wire.expect("server", "A", ack=fin.seq + 1, within=PROMPT_S)
     pair.wait_state("client", "FIN_WAIT2", within=PROMPT_S)
     pair.expect_state("client", "FIN_WAIT2", timer="timewait", why="an orphan FIN_WAIT2 is a timewait sock")
-    gone = pair.wait_gone("client", within=fin_timeout * 1.5 + 0.5)
+    try:
+        gone = pair.wait_gone("client", within=fin_timeout * 1.5 + 0.5)
+    finally:
+        path = pair.states_seen("client")
+        pair.observe(Key.FIN_WAIT2_UNANSWERED_STATES, path,
+                     f"orphan FIN_WAIT2, peer never sends FIN (tcp_fin_timeout {fin_timeout}): {' -> '.join(path)}")
     pair.expect_duration("orphan FIN_WAIT2 lifetime", ack.ts, gone, timer_window(fin_timeout, "sock_diag"),
                          "sock_diag")
     pair.wire.expect_no("client", during=gone - ack.ts + 0.05, since=ack.ts, why="it vanishes without sending anything")
@@ -89,18 +113,28 @@ def test_tcp_linger2_overrides_tcp_fin_timeout(pair, fin_timeout, linger2):
     """TCP_LINGER2 sets this socket's orphaned FIN_WAIT2 lifetime, shorter or longer than tcp_fin_timeout.
 
     tcp_fin_time() uses tp->linger2 when it is set and the sysctl only when it is 0; getsockopt() reads
-    the value back in seconds."""
+    the value back in seconds. Longer than tcp_fin_timeout is kernel-keyed (tcp_linger2_limit): since 5.8
+    (and 5.4.251, 4.19.291 stable) the limit is TCP_FIN_TIMEOUT_MAX and 2 s is kept; before, a value above
+    tcp_fin_timeout was replaced by 0, read back and lived as tcp_fin_timeout (1 s)."""
     pair.sysctl("net.ipv4.tcp_fin_timeout", fin_timeout)
+    rule = pair.kernel_expectation(TCP_LINGER2_LIMIT)
+    readback, lifetime = rule.readback_s(linger2, fin_timeout), rule.fin_wait2_s(linger2, fin_timeout)
     pair.client.setsockopt(socket.IPPROTO_TCP, socket.TCP_LINGER2, linger2, f"TCP_LINGER2 {linger2}")
-    assert pair.client.sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_LINGER2) == linger2
+    pair.expect_equal("getsockopt(TCP_LINGER2)", pair.client.sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_LINGER2),
+                      readback, why=rule.describe())
     pair.client.close()
     fin = pair.wire.expect("client", "FA", within=PROMPT_S)
     ack = pair.wire.expect("server", "A", ack=fin.seq + 1, within=PROMPT_S)
     pair.wait_state("client", "FIN_WAIT2", within=PROMPT_S)
     pair.expect_state("client", "FIN_WAIT2", timer="timewait")
-    gone = pair.wait_gone("client", within=linger2 * 1.5 + 0.5)
+    try:
+        gone = pair.wait_gone("client", within=lifetime * 1.5 + 0.5)
+    finally:
+        path = pair.states_seen("client")
+        pair.observe(Key.FIN_WAIT2_UNANSWERED_STATES, path,
+                     f"orphan FIN_WAIT2 with TCP_LINGER2 {linger2}, peer never sends FIN: {' -> '.join(path)}")
     pair.expect_duration(f"orphan FIN_WAIT2 lifetime (TCP_LINGER2 {linger2}, tcp_fin_timeout {fin_timeout})",
-                         ack.ts, gone, timer_window(linger2, "sock_diag"), "sock_diag")
+                         ack.ts, gone, timer_window(lifetime, "sock_diag"), "sock_diag", why=rule.describe())
     pair.wire.expect_no("client", during=gone - ack.ts + 0.05, since=ack.ts, why="it vanishes without sending anything")
 
 
@@ -135,34 +169,42 @@ def test_tcp_linger2_negative_resets_instead_of_fin_wait2(pair, path):
     pair.expect_nstat("client", counter, 1)
 
 
-@pytest.mark.parametrize(("linger2", "expected_s"), [(90, 90), (1000, TCP_FIN_TIMEOUT_MAX_S)],
-                         ids=["90s", "1000s-clamped"])
+@pytest.mark.parametrize("linger2", [90, 1000], ids=["90s", "1000s-clamped"])
 @reference("RFC 9293 §3.10.4", kernel=("net/ipv4/tcp.c do_tcp_setsockopt() TCP_LINGER2 (TCP_FIN_TIMEOUT_MAX)",
                                       "net/ipv4/tcp_input.c tcp_rcv_state_process() FIN_WAIT1 (tmo > TCP_TIMEWAIT_LEN)",
                                       "net/ipv4/tcp_timer.c tcp_keepalive_timer() FIN_WAIT2"))
-def test_tcp_linger2_above_timewait_len_runs_on_keepalive_timer_and_is_capped(pair, linger2, expected_s):
+def test_tcp_linger2_above_timewait_len_runs_on_keepalive_timer_and_is_capped(pair, linger2):
     """An orphaned FIN_WAIT2 longer than 60 s first runs on the keepalive timer; TCP_LINGER2 caps at 120 s.
 
-    A TIME_WAIT mini-socket never waits more than TCP_TIMEWAIT_LEN, so for tmo > 60 s the full socket stays
-    and the keepalive timer is armed for tmo - 60 s; tcp_keepalive_timer() then moves it to a timewait sock
-    for the remaining 60 s. do_tcp_setsockopt() clamps TCP_LINGER2 to TCP_FIN_TIMEOUT_MAX (120 s); before
-    5.7 a value above tcp_fin_timeout was silently replaced by 0 (= use the sysctl)."""
-    since, clamp = by_kernel({
-        "0": "TCP_LINGER2 above tcp_fin_timeout falls back to tcp_fin_timeout (linger2 = 0)",
-        "5.7": "TCP_LINGER2 above 120 s is clamped to TCP_FIN_TIMEOUT_MAX (commit f0628c524fd1)",
-    }).pick()
-    pair.evidence.kernel_expectation = f"from {since}: {clamp}"
+    A TIME_WAIT mini-socket never waits more than TCP_TIMEWAIT_LEN, so for tmo = tcp_fin_time() > 60 s
+    tcp_rcv_state_process() keeps the full socket and arms the keepalive timer for tmo - TCP_TIMEWAIT_LEN;
+    when it fires, tcp_keepalive_timer() calls tcp_time_wait(sk, TCP_FIN_WAIT2, tcp_fin_time(sk) -
+    TCP_TIMEWAIT_LEN): the timewait sock it hands over to lasts the same excess again, not "the remaining
+    60 s" (so the orphan lives 2 * tmo - 120 s in all, 60 s for TCP_LINGER2 90). What TCP_LINGER2 keeps is
+    kernel-keyed (tcp_linger2_limit): since 5.8 (and 5.4.251, 4.19.291 stable) do_tcp_setsockopt() clamps it
+    to TCP_FIN_TIMEOUT_MAX (120 s); before, a value above tcp_fin_timeout (60 s by default) was replaced by 0,
+    getsockopt() read tcp_fin_timeout back and the orphan was a timewait sock living tcp_fin_timeout."""
+    fin_timeout = _fin_timeout_s(pair)
+    rule = pair.kernel_expectation(TCP_LINGER2_LIMIT)
+    readback, lifetime = rule.readback_s(linger2, fin_timeout), rule.fin_wait2_s(linger2, fin_timeout)
     pair.client.setsockopt(socket.IPPROTO_TCP, socket.TCP_LINGER2, linger2, f"TCP_LINGER2 {linger2}")
-    assert pair.client.sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_LINGER2) == expected_s, clamp
+    pair.expect_equal("getsockopt(TCP_LINGER2)", pair.client.sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_LINGER2),
+                      readback, why=rule.describe())
     pair.client.close()
     fin = pair.wire.expect("client", "FA", within=PROMPT_S)
     ack = pair.wire.expect("server", "A", ack=fin.seq + 1, within=PROMPT_S)
     pair.wait_state("client", "FIN_WAIT2", within=PROMPT_S)
-    st = pair.expect_state("client", "FIN_WAIT2", timer="keepalive",
-                           why="tmo > TCP_TIMEWAIT_LEN keeps the full socket on the keepalive timer")
+    if lifetime > TCP_TIMEWAIT_LEN_S:
+        st = pair.expect_state("client", "FIN_WAIT2", timer="keepalive",
+                               why="tmo > TCP_TIMEWAIT_LEN keeps the full socket on the keepalive timer")
+        name, expected = "keepalive-timer part of the orphan FIN_WAIT2", lifetime - TCP_TIMEWAIT_LEN_S
+    else:
+        st = pair.expect_state("client", "FIN_WAIT2", timer="timewait",
+                               why=f"tmo {lifetime} s <= TCP_TIMEWAIT_LEN: a timewait sock from the start")
+        name, expected = "orphan FIN_WAIT2 timewait sock", lifetime
     total = st.expires_ms / 1000 + (time.time() - ack.ts)
-    pair.expect_duration("keepalive-timer part of the orphan FIN_WAIT2 (expiry read + time elapsed)", 0, total,
-                         timer_window(expected_s - TCP_TIMEWAIT_LEN_S, "sock_diag"), "sock_diag")
+    pair.expect_duration(f"{name} (expiry read + time elapsed)", 0, total, timer_window(expected, "sock_diag"),
+                         "sock_diag", why=rule.describe())
 
 
 @pytest.mark.sysctls({"net.ipv4.tcp_fin_timeout": 1, RTO_MIN_SYSCTL: 400_000})
@@ -177,7 +219,8 @@ def test_orphaned_fin_wait2_lives_at_least_three_and_a_half_rto(lab):
     lab.connect()
     rto = lab.client.rto_s()
     floor = 3.5 * rto
-    assert floor > 1.0, f"RTO {rto:.3f} s does not put the floor above tcp_fin_timeout"
+    lab.expect_equal("3.5 x RTO above tcp_fin_timeout (1 s)", floor > 1.0, True,
+                     why=f"RTO {rto:.3f} s: the set-up needs the floor above tcp_fin_timeout")
     lab.client.close()
     fin = lab.wire.expect("client", "FA", within=PROMPT_S)
     ack = lab.wire.expect("server", "A", ack=fin.seq + 1, within=PROMPT_S)
@@ -185,6 +228,13 @@ def test_orphaned_fin_wait2_lives_at_least_three_and_a_half_rto(lab):
     gone = lab.wait_gone("client", within=floor * 1.5 + 0.5)
     lab.expect_duration(f"orphan FIN_WAIT2 lifetime (3.5 x RTO {rto * 1000:.0f} ms)", ack.ts, gone,
                         timer_window(floor, "sock_diag"), "sock_diag")
+
+
+def _observe_close_wait(pair, entered):
+    st = pair.state("server")
+    pair.observe(Key.CLOSE_WAIT_UNCLOSED, {"held_s": round(time.time() - entered, 3), "state": str(st.state),
+                                           "timer": str(st.timer)},
+                 f"a CLOSE_WAIT whose application never closes, {time.time() - entered:.2f} s on: {st.describe()}")
 
 
 @pytest.mark.sysctls({"net.ipv4.tcp_fin_timeout": 1, "net.ipv4.tcp_orphan_retries": 1})
@@ -203,11 +253,12 @@ def test_half_closed_connection_has_no_timer_until_close(pair):
     fin = pair.wire.expect("client", "FA", within=PROMPT_S)
     pair.wire.expect("server", "A", ack=fin.seq + 1, within=PROMPT_S)
     pair.wait_state("client", "FIN_WAIT2", within=PROMPT_S)
-    pair.wait_state("server", "CLOSE_WAIT", within=PROMPT_S)
+    entered = pair.wait_state("server", "CLOSE_WAIT", within=PROMPT_S)
     watch = timer_window(1.0, "sock_diag").high_s + 0.1
     pair.wire.expect_no("client", during=watch, since=fin.ts + 0.1)
     pair.wire.expect_no("server", during=watch, since=fin.ts + 0.1)
     pair.expect_state("client", "FIN_WAIT2", timer="none", why=f"fd open, {watch:.2f} s after the FIN")
+    _observe_close_wait(pair, entered)
     pair.expect_state("server", "CLOSE_WAIT", timer="none", why=f"{watch:.2f} s after the FIN")
     pair.client.close()
     closed = pair.log.last("client", "close")
@@ -216,6 +267,7 @@ def test_half_closed_connection_has_no_timer_until_close(pair):
     gone = pair.wait_gone("client", within=2.0)
     pair.expect_duration("FIN_WAIT2 lifetime after close()", closed.t, gone, timer_window(1.0, "sock_diag"),
                          "sock_diag")
+    _observe_close_wait(pair, entered)
     pair.expect_state("server", "CLOSE_WAIT", timer="none", why="nothing ever times out a CLOSE_WAIT")
 
 
@@ -246,7 +298,8 @@ def test_orphaned_fin_wait1_blackholed_retransmits_until_orphan_retries_time(lab
     lab.expect_state("client", "FIN_WAIT1", timer="retrans")
     deadline = model_timeout_s(orphan_retries)
     _expect_fin_series_then_silent_death(lab, "client", fin, rto, deadline,
-                                         f"tcp_orphan_retries {orphan_retries} = {deadline:.1f} s after the first RTO")
+                                         f"tcp_orphan_retries {orphan_retries} = {deadline:.1f} s after the first RTO",
+                                         states_key=Key.FIN_WAIT1_UNACKED_STATES)
     lab.expect_nstat("client", "TcpExtTCPAbortOnTimeout", 1)
     lab.expect_nstat("client", "TcpExtTCPLossProbes", 1)
 
@@ -297,7 +350,8 @@ def test_orphaned_fin_wait1_at_kernel_defaults_lasts_about_104s(pair):
     pair.client.close()
     fin = pair.wire.expect("client", "FA", within=PROMPT_S)
     _expect_fin_series_then_silent_death(pair, "client", fin, rto, model_timeout_s(orphan_retries_effective(0)),
-                                         "default tcp_orphan_retries 0 = 8")
+                                         "default tcp_orphan_retries 0 = 8", states_key=Key.FIN_WAIT1_UNACKED_STATES,
+                                         lifetime_key=Key.FIN_WAIT1_LIFETIME_AT_DEFAULTS)
     pair.expect_nstat("client", "TcpExtTCPAbortOnTimeout", 1)
 
 
@@ -325,7 +379,8 @@ def test_last_ack_with_final_ack_lost_retransmits_fin_then_gives_up(lab, how):
         lab.server.shutdown("SHUT_WR")
     fin = lab.wire.expect("server", "FA", within=PROMPT_S)
     lab.wait_state("server", "LAST_ACK", within=PROMPT_S)
-    _expect_fin_series_then_silent_death(lab, "server", fin, rto, model_timeout_s(1), "retries 1")
+    _expect_fin_series_then_silent_death(lab, "server", fin, rto, model_timeout_s(1), "retries 1",
+                                         states_key=Key.LAST_ACK_UNACKED_STATES)
     acks = [s for s in lab.wire.all("client", "A") if s.ts > fin.ts and s.ack == fin.seq + 1]
     lab.expect_equal("ACKs of the server's FIN from the TIME_WAIT peer", len(acks), 1 + len(lab.wire.resends_of(fin)),
                      why="the TIME_WAIT peer ACKs every FIN")
@@ -357,7 +412,12 @@ def test_user_timeout_ends_orphaned_fin_wait1(pair):
     end = offsets[1] + user_timeout
     expected = [o for o in offsets if o < end]
     lifetime = chain_window(end, timers=len(expected) + 1, source="sock_diag")
-    gone = pair.wait_gone("client", within=wait_s(lifetime) - (time.time() - fin.ts))
+    try:
+        gone = pair.wait_gone("client", within=wait_s(lifetime) - (time.time() - fin.ts))
+    finally:
+        path = pair.states_seen("client")
+        pair.observe(Key.FIN_WAIT1_UNACKED_STATES, path,
+                     f"client {' -> '.join(path)}, its FIN never ACKed (TCP_USER_TIMEOUT 1000 ms)")
     pair.expect_duration("orphan FIN_WAIT1 lifetime (first RTO + TCP_USER_TIMEOUT)", fin.ts, gone, lifetime,
                          "sock_diag")
     last = fin
@@ -393,9 +453,7 @@ def test_keepalive_against_dead_peer_probes_then_resets_with_etimedout(pair):
         pair.expect_duration("probe interval", a.ts, b.ts, timer_window(intvl), "wire")
     pair.expect_duration("last probe to RST", probes[-1].ts, rst.ts, timer_window(intvl), "wire")
     pair.wait_gone("client", within=PROMPT_S)
-    with pytest.raises(OSError) as exc:
-        pair.client.recv()
-    assert exc.value.errno == errno.ETIMEDOUT
+    pair.expect_errno(pair.client, "recv", errno_name="ETIMEDOUT", why="tcp_write_err() reports ETIMEDOUT")
     pair.expect_nstat("client", "TcpExtTCPKeepAlive", cnt)
     pair.expect_nstat("client", "TcpExtTCPAbortOnTimeout", 1)
 
@@ -420,8 +478,7 @@ def test_keepalive_probes_in_close_wait_and_resets_a_dead_peer(pair):
     pair.expect_duration("idle time before the probe", fin.ts, probe.ts, timer_window(1.0), "wire")
     pair.expect_duration("probe to RST", probe.ts, rst.ts, timer_window(1.0), "wire")
     pair.wait_gone("server", within=PROMPT_S)
-    assert pair.server.recv() == b"", "recv() after the peer's FIN returns EOF even after the abort"
-    with pytest.raises(OSError) as exc:
-        pair.server.send(b"x")
-    assert exc.value.errno == errno.ETIMEDOUT
+    pair.expect_equal("server recv() after the abort", pair.server.recv(), b"",
+                      why="recv() after the peer's FIN returns EOF even after the abort (SOCK_DONE first)")
+    pair.expect_errno(pair.server, "send", b"x", errno_name="ETIMEDOUT", why="the abort's sk_err")
     pair.expect_nstat("server", "TcpExtTCPAbortOnTimeout", 1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from fixtures.claims import (
 )
 
 ARTICLE = Path(__file__).resolve().parents[2] / "shared" / "seed" / "tcp-close.md"
+CONFORMANCE = Path(__file__).resolve().parents[1] / "conformance"
 CLAIMS = {c.id: c for c in all_claims()}
 
 E, FW1, FW2, TW, CW, LA, CLOSING, GONE = (
@@ -158,6 +160,26 @@ def test_every_claim_is_well_formed():
         assert claim.cases, f"{claim.id} names no case that observes it"
         assert all("/" in p and "[" not in p for p in claim.cases), claim.cases
         assert " — " in claim.quote and claim.asserts, claim.id
+
+
+def catalogue_case_ids() -> set[str]:
+    """Case ids without parameters, as fixtures/plugin.py case_id() names them: "area/name-with-dashes" for each
+    test function of conformance/test_<area>.py (read with ast: nothing is imported or run)."""
+    ids = set()
+    for path in sorted(CONFORMANCE.glob("test_*.py")):
+        area = path.stem.removeprefix("test_")
+        for node in ast.parse(path.read_text(encoding="utf-8")).body:
+            if isinstance(node, ast.FunctionDef) and node.name.startswith("test_"):
+                ids.add(f"{area}/{node.name.removeprefix('test_').replace('_', '-')}")
+    return ids
+
+
+def test_every_claims_cases_name_real_catalogue_cases():
+    ids = catalogue_case_ids()
+    assert ids, f"no conformance case found under {CONFORMANCE}"
+    dangling = {f"{claim.id}: {prefix}" for claim in all_claims() for prefix in claim.cases
+                if not any(case_id.startswith(prefix) for case_id in ids)}
+    assert not dangling, f"claims naming no case of conformance/: {sorted(dangling)}"
 
 
 @pytest.mark.skipif(not ARTICLE.exists(), reason=f"{ARTICLE} is not there")
