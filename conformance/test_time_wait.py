@@ -24,10 +24,12 @@ def _close_active_then_passive(lab):
     return fin, server_fin
 
 
-def _time_wait_total(lab, side, since_ts):
-    """Expiry read over sock_diag plus the time elapsed since `since_ts`: the TIME_WAIT's full length."""
+def _time_wait_timer(lab, side, since, name):
+    """The TIME_WAIT's full length: from `since` (the segment that armed it) to its expiry as sock_diag reads it,
+    checked against TCP_TIMEWAIT_LEN. Returns the length."""
     st = lab.expect_state(side, "TIME_WAIT", timer="timewait")
-    return st.expires_ms / 1000 + (time.time() - since_ts)
+    lab.expect_timer(name, since, st, timer_window(TCP_TIMEWAIT_LEN_S, "sock_diag"))
+    return st.t + st.expires_ms / 1000 - since.ts
 
 
 @pytest.mark.parametrize("fin_timeout", [1, 60])
@@ -41,10 +43,11 @@ def test_time_wait_timer_is_60s_whatever_tcp_fin_timeout(pair, fin_timeout):
     TCP_TIMEWAIT_LEN; tcp_fin_timeout only bounds an orphaned FIN_WAIT2 (a common misconception)."""
     pair.sysctl("net.ipv4.tcp_fin_timeout", fin_timeout)
     _, server_fin = _close_active_then_passive(pair)
-    total = _time_wait_total(pair, "client", server_fin.ts)
+    st = pair.expect_state("client", "TIME_WAIT", timer="timewait")
+    total = st.t + st.expires_ms / 1000 - server_fin.ts
     pair.observe(Key.TIME_WAIT_LENGTH, round(total, 3), "sock_diag expiry + time since the peer's FIN")
-    pair.expect_duration("TIME_WAIT timer (expiry read + time elapsed since the peer's FIN)", 0, total,
-                         timer_window(TCP_TIMEWAIT_LEN_S, "sock_diag"), "sock_diag")
+    pair.expect_timer("TIME_WAIT timer from the peer's FIN", server_fin, st,
+                      timer_window(TCP_TIMEWAIT_LEN_S, "sock_diag"))
     pair.wait_gone("server", within=PROMPT_S, why="the passive closer keeps no TIME_WAIT")
 
 
@@ -95,9 +98,7 @@ def test_rst_in_time_wait_kills_it_unless_tcp_rfc1337(pair, rfc1337, killed):
                              "sock_diag")
     pair.wire.expect_no("client", during=0.2, since=injected, why="nothing is sent in reply to the RST")
     if not killed:
-        total = _time_wait_total(pair, "client", server_fin.ts)
-        pair.expect_duration("TIME_WAIT timer after the RST, counted from the FIN (not restarted)", 0, total,
-                             timer_window(TCP_TIMEWAIT_LEN_S, "sock_diag"), "sock_diag")
+        _time_wait_timer(pair, "client", server_fin, "TIME_WAIT timer after the RST, from the FIN (not restarted)")
 
 
 @pytest.mark.sysctls({"net.ipv4.tcp_rto_min_us": 500_000})
@@ -134,9 +135,7 @@ def test_retransmitted_fin_in_time_wait_is_acked_and_restarts_the_timer(lab):
                                                  "survived": st.state == "TIME_WAIT", "timer_restarted": restarted},
                     f"the peer's FIN resent {gap:.3f} s into TIME_WAIT: {st.describe()}")
     lab.expect_duration("ACK of the retransmitted FIN", refin.ts, reack.ts, timer_window(0.0), "wire")
-    total = _time_wait_total(lab, "client", refin.ts)
-    lab.expect_duration("TIME_WAIT timer counted from the retransmitted FIN", 0, total,
-                        timer_window(TCP_TIMEWAIT_LEN_S, "sock_diag"), "sock_diag")
+    total = _time_wait_timer(lab, "client", refin, "TIME_WAIT timer counted from the retransmitted FIN")
     restarted_by = total + gap - TCP_TIMEWAIT_LEN_S
     lab.expect_equal("TIME_WAIT restarted by the resent FIN", restarted_by >= gap - 2 * JIFFY_S - POLL_S["sock_diag"],
                      True, why=f"TIME_WAIT ends {restarted_by:.3f} s later than 60 s after the first FIN; a restart by "
