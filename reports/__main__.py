@@ -7,22 +7,34 @@
       marked incomplete, and prints one line saying so with the counts.
 
   python -m reports compare RUN_A RUN_B [RUN_C ...] [-o diff.html]
-      Prints how the runs' configurations differ (kernel, sysctls in force, sysctls present in one
-      run only, congestion control, --sysctl overrides), then the cases whose outcome or behaviour
-      fingerprint differ and the cases present in only some runs, then a one-line verdict.  A run
-      that did not complete (interrupted, or incomplete) gets a warning line, and only the cases every
-      run finished are compared: the others are listed as not finished, apart from the differences,
-      and the verdict says "partial comparison ...; partial: N cases not compared".
+      Prints how the runs' configurations differ (kernel, congestion control, harness commit and
+      "dirty", fingerprint version, profiles, the tuning, sysctls in force, sysctls present in one run
+      only), then the cases whose outcome or behaviour fingerprint differ, each with what changed in
+      words ("client sent RA instead of FA", "client: FIN_WAIT2 → gone instead of → TIME_WAIT",
+      "orphan FIN_WAIT2 lifetime 60 s → 5 s", "server.recv(): ECONNRESET instead of ok", a check whose
+      verdict changed; the raw fingerprint lines when no sentence explains it), the cases present in
+      only some runs, the cases skipped by configuration, then a one-line verdict.  A case skipped in
+      every run is not compared ("N cases skipped in every run: not compared", never counted as
+      identical).  A case skipped in some runs because of their configuration (its reason contains "not
+      testable on this kernel: ", or names a tuned sysctl or the tuning) is listed as "skipped in B
+      (configuration)" and is not a difference by itself; skipped for any other reason in one run and
+      run in another, it is a difference.  A run that did not complete (interrupted, or incomplete)
+      gets a warning line, and only the cases every run finished are compared: the others are listed as
+      not finished, apart from the differences, and the verdict says "partial comparison ...; partial:
+      N cases not compared".
 
 Exit status (usable as a CI gate):
   0  success; for compare: the behaviour is the same (every case is present in every run with the same
-     outcome and fingerprint).  Configuration differences alone do not change this: they are printed
-     and the verdict says "configuration differs; behaviour identical".  When a run is not complete,
-     0 means the cases every run finished behave the same: the verdict then starts "partial
-     comparison" and ends "partial: N cases not compared".
+     outcome and fingerprint, cases skipped everywhere or by configuration apart).  Configuration
+     differences alone do not change this: they are printed and the verdict says "configuration
+     differs; behaviour identical".  When a run is not complete, 0 means the cases every run finished
+     behave the same: the verdict then starts "partial comparison" and ends "partial: N cases not
+     compared".
   1  compare only: the behaviour differs (an outcome or fingerprint differs among the cases compared, or
      a case is missing from a complete run).  Cases without a fingerprint are compared by outcome only,
-     and the output says so.
+     and the output says so.  Also when the runs' fingerprints come from different algorithm versions
+     (a run without a recorded version, e.g. schema 1, is version 1): behaviour is then not compared
+     and the verdict says "fingerprints of different versions (v1 vs v2): behaviour not compared".
   2  bad input: missing directory, unreadable or corrupt results.json, another schema version
      (one line on stderr), or bad command-line usage.
 """
@@ -93,7 +105,7 @@ def parser() -> argparse.ArgumentParser:
         "compare",
         help="compare two or more runs (exit 0 same behaviour, 1 different, 2 bad input)",
         description="Compare runs. Exit 0: same behaviour (configuration may still differ); "
-        "1: behaviour differs; 2: bad input.",
+        "1: behaviour differs, or fingerprints of different versions (behaviour not compared); 2: bad input.",
     )
     c.add_argument("run_dirs", metavar="RUN", nargs="+", help="run directories (at least two)")
     c.add_argument("-o", "--output", metavar="DIFF_HTML", help="also write an HTML diff to this file")

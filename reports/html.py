@@ -3,7 +3,8 @@
 Sections: header (how the run ended, in words and prominent when it did not complete or lost evidence, with
 the lost evidence listed; kernel, label, date, totals, runtime, sysctls that differ from the kernel defaults),
 a filterable conformance matrix (areas × cases × family), the article's claims (from the run's ``claims``,
-each joined to the cases that decide it; or, for schema 1, from each case's ``claim``), and one
+each joined to the cases that decide it; or, for schema 1, from each case's ``claim``), the harness's latest
+self-check when the run carries one (``run.selfcheck``: "Self-check (proof of sensitivity)"), and one
 collapsible section per case with its description, references, verdict and the kernel expectations it
 applied, what it checked (expected vs seen) and the segments the strict wire mode allowed, its observations,
 ladder diagram, segment table (unexpected and harness-crafted segments marked), state timeline, durations
@@ -54,6 +55,7 @@ def render_run(run: Run) -> str:
         matrix(cases),
         (claims_not_decided(run) if run_claims is None and run.meta.get("rebuilt")
          else claims(cases) if run_claims is None else run_claims_section(run_claims, run.case_map())),
+        selfcheck_section(run.meta.get("selfcheck")),
         '<h2 id="cases">Cases</h2>',
         ('<p class="noprint"><button type="button" data-open="1">expand all</button> '
         '<button type="button" data-open="0">collapse all</button> '
@@ -128,6 +130,35 @@ def run_status_banner(run: Run) -> str:
         parts.append(table(["case", "file", "reason"], rows, cls="lost"))
     parts.append("</div>")
     return "".join(parts)
+
+
+def selfcheck_section(result: object) -> str:
+    """The harness's latest self-check, as the plugin embedded it in ``run.selfcheck``: per tuning, the cases
+    expected to differ, those that did, false and missed differences, how the tuned run went, the verdict."""
+    if not isinstance(result, dict):
+        return ""
+
+    def ids(value: object) -> str:
+        items = [str(v) for v in value] if isinstance(value, list) else []
+        if not items:
+            return '<span class="muted">none</span>'
+        listed = "<br>".join(f"<code>{esc(i)}</code>" for i in items)
+        return listed if len(items) <= 3 else f"<details><summary>{len(items)} cases</summary>{listed}</details>"
+
+    def word(value: object, good: str) -> str:
+        text = str(value or "?")
+        return f'<span class="badge {"o-passed" if text == good else "o-failed"}">{esc(text)}</span>'
+
+    rows = [(esc(row.get("tuning", "?")), ids(row.get("expected")), ids(row.get("differed")), ids(row.get("false")),
+             ids(row.get("missed")), word(row.get("tuned_run"), "passed"), word(row.get("verdict"), "ok"))
+            for row in result.get("rows") or [] if isinstance(row, dict)]
+    return ('<h2 id="selfcheck">Self-check (proof of sensitivity)</h2>'
+            + meta_list([("verdict", word(result.get("verdict"), "pass")), ("when", esc(result.get("when", "?")))])
+            + '<p class="muted">The harness\'s latest self-check: an A/A pair must differ nowhere, and each tuning '
+            "must change exactly the cases it lists (false: differed but not expected; missed: expected but did "
+            "not differ), with its tuned run passing.</p>"
+            + (table(["tuning", "expected to differ", "differed", "false", "missed", "tuned run", "verdict"], rows,
+                     cls="selfcheck") or '<p class="muted">no rows</p>'))
 
 
 def claims_not_decided(run: Run) -> str:

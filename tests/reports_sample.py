@@ -8,7 +8,10 @@ flagged as unexpected.  Every case carries the checks it made (in order), the se
 observations and the kernel expectations it applied; the run carries the article's claims, each with the
 evidence of the cases deciding it.  Sequence and ack numbers are computed from the conversation, so they
 are consistent.  Times carry seeded jitter; fingerprints do not depend on it, as the plugin's must not.
-:func:`to_schema1` turns a document into the older ``sockconf/results/1`` shape.
+:func:`to_schema1` turns a document into the older ``sockconf/results/1`` shape.  The run records the harness
+(commit, fingerprint version 2) and its configuration; every case carries the plugin's structured
+``fingerprint_data`` (computed by ``fixtures.fingerprint``).  :func:`set_skipped` makes a case a skipped one and
+:func:`selfcheck` gives a ``run.selfcheck`` as the plugin embeds it.
 
 How runs end: :func:`write_evidence` leaves a run directory as a killed run does (``run.json`` with status
 running, one ``cases/<case>.json`` per finished case, no ``results.json``); :func:`truncate_case` and
@@ -373,9 +376,13 @@ def fingerprint_text(case: Case) -> str:
 
 
 def set_fingerprint(case: Case) -> None:
-    """(Re)compute the case's fingerprint after building or changing it."""
+    """(Re)compute the case's fingerprint after building or changing it, and its ``fingerprint_data`` (the
+    plugin's structured fingerprint, version 2, computed by ``fixtures.fingerprint``)."""
+    from fixtures.fingerprint import fingerprint_data
+
     case["fingerprint_text"] = fingerprint_text(case)
     case["fingerprint"] = hashlib.sha256(case["fingerprint_text"].encode()).hexdigest()
+    case["fingerprint_data"] = fingerprint_data(case)
 
 
 def _sysctls(overrides: dict[str, str]) -> dict[str, dict[str, Any]]:
@@ -386,15 +393,70 @@ def _sysctls(overrides: dict[str, str]) -> dict[str, dict[str, Any]]:
     out = {k: {"value": v, "default": v, "given": False} for k, v in defaults.items()}
     out["net.ipv4.tcp_congestion_control"]["value"] = "bbr"  # set by the host, differs from the default
     for k, v in overrides.items():
-        out.setdefault(k, {"default": v})
-        out[k].update(value=v, given=True)
+        side, _, name = k.rpartition(":")
+        entry = out.setdefault(name, {"value": v, "default": v})
+        entry["given"] = True
+        if side == "server":  # "value" is the client namespace's, "server" the server's when they differ
+            entry["server"] = v
+        elif side == "client":
+            entry.update(value=v, server=entry["default"])
+        else:
+            entry["value"] = v
     return out
 
 
+HARNESS = {"commit": "3f1c3bb0d6a54c2e8f0e2b7c9a1d4e5f60718293", "dirty": False, "fingerprint_version": 2}
+
+
+def configuration(overrides: dict[str, str], profiles: list[str] | None = None) -> dict[str, Any]:
+    """``run.configuration`` as the plugin records it for ``overrides`` (flat, ``side:NAME`` for one side)."""
+    sides: dict[str, dict[str, str]] = {"client": {}, "server": {}}
+    settings = []
+    for key, value in overrides.items():
+        side, _, name = key.rpartition(":")
+        on = (side,) if side else ("client", "server")
+        for one in on:
+            sides[one][name] = value
+        settings.append({"name": name, "value": value, "sides": list(on), "source": "--sysctl", "why": ""})
+    return {"profiles": list(profiles or []), "descriptions": {}, "client": sides["client"],
+            "server": sides["server"], "settings": settings}
+
+
+def set_skipped(case: Case, message: str) -> None:
+    """Make ``case`` a case that was skipped with ``message`` (no evidence, as the plugin records it)."""
+    case.update(outcome="skipped", message=message, checks=[], allowed=[], observations={}, scenario=None,
+                segments=[], states=[], syscalls=[], durations=[], nstat={}, pcap=None)
+    set_fingerprint(case)
+
+
+def selfcheck(verdict: str = "pass") -> dict[str, Any]:
+    """A ``run.selfcheck`` as the plugin embeds it: the harness's latest self-check (an A/A pair and tunings)."""
+    rows = [
+        {"tuning": "A/A (no tuning)", "expected": [], "differed": [], "false": [], "missed": [],
+         "tuned_run": "passed", "verdict": "ok"},
+        {"tuning": "net.ipv4.tcp_fin_timeout=5", "expected": ["orphan/fin-wait2-timeout[ipv4]"],
+         "differed": ["orphan/fin-wait2-timeout[ipv4]"], "false": [], "missed": [], "tuned_run": "passed",
+         "verdict": "ok"},
+        {"tuning": "net.ipv4.tcp_max_tw_buckets=0",
+         "expected": ["close/fin-handshake[ipv4]", "close/fin-handshake[ipv6]"],
+         "differed": ["close/fin-handshake[ipv4]"] + (["close/unread-data[ipv4]"] if verdict == "fail" else []),
+         "false": ["close/unread-data[ipv4]"] if verdict == "fail" else [],
+         "missed": ["close/fin-handshake[ipv6]"] if verdict == "fail" else [],
+         "tuned_run": "1 failed" if verdict == "fail" else "passed",
+         "verdict": "FAIL" if verdict == "fail" else "ok"},
+    ]
+    if verdict != "fail":
+        rows[2]["differed"] = list(rows[2]["expected"])
+    return {"when": "2026-11-24T09:30:00+00:00", "verdict": verdict, "rows": rows}
+
+
 def make_run(n_cases: int | None = None, seed: int = 1, label: str = "default",
-             kernel_release: str = "6.18.44-fc-v657", sysctl_overrides: dict[str, str] | None = None) -> dict:
+             kernel_release: str = "6.18.44-fc-v657", sysctl_overrides: dict[str, str] | None = None,
+             profiles: list[str] | None = None, harness: dict[str, Any] | None = None) -> dict:
     """A results document. ``n_cases=None`` gives one case per template (ipv4, plus ipv6 for the first two);
-    a number cycles templates, families and a ``size`` parameter until there are that many cases."""
+    a number cycles templates, families and a ``size`` parameter until there are that many cases.  The run
+    records the harness (``HARNESS`` unless ``harness`` is given) and its configuration (``profiles``, and the
+    overrides per side)."""
     rng = random.Random(seed)
 
     def jitter() -> float:
@@ -465,6 +527,8 @@ def make_run(n_cases: int | None = None, seed: int = 1, label: str = "default",
             "workers": 2, "congestion_control": "bbr",
             "sysctls": _sysctls(overrides),
             "sysctl_overrides": overrides,
+            "configuration": configuration(overrides, profiles),
+            "harness": dict(harness or HARNESS),
         },
         "totals": totals,
         "claims": run_claims(cases, templates),
@@ -481,6 +545,8 @@ def to_schema1(data: dict) -> dict:
     origins."""
     old = clone(data)
     old["schema"] = SCHEMA1
+    for key in ("harness", "configuration", "selfcheck"):  # the plugin wrote these later
+        old["run"].pop(key, None)
     cases = {c["id"]: c for c in old["cases"]}
     for case in old["cases"]:
         expectations = case.get("kernel_expectations") or []
@@ -495,7 +561,7 @@ def to_schema1(data: dict) -> dict:
             text = ev["text"] or case.get("observations", {}).get(claim["observation"], {}).get("text", "")
             case["claim"] = {"quote": claim["quote"], "verdict": claim["verdict"], "evidence": text}
     for case in old["cases"]:
-        for key in SCHEMA2_CASE_FIELDS:
+        for key in (*SCHEMA2_CASE_FIELDS, "fingerprint_data"):
             case.pop(key, None)
         for seg in case["segments"]:
             seg.pop("origin", None)
