@@ -10,7 +10,8 @@ from conformance.claims import Key
 from fixtures.constants import TCP_TIMEWAIT_LEN_S
 from fixtures.kernel_changes import TCP_LINGER2_LIMIT
 from fixtures.references import reference
-from fixtures.tolerance import CAPTURE_LAG_S, PROMPT_S, timer_window
+from fixtures.tcp_model import rto_series
+from fixtures.tolerance import CAPTURE_LAG_S, PROMPT_S, chain_window, timer_window, wait_s
 
 OTHER = {"client": "server", "server": "client"}
 
@@ -139,13 +140,14 @@ def test_simultaneous_close_crossing_fins_both_closing(pair):
 
     Both FINs (and pure ACKs) are dropped on arrival, so both sides sit in FIN_WAIT1. Then each side receives
     a copy of the other's original FIN (which acknowledges nothing new): the FINs have crossed, and tcp_fin()
-    moves each side to CLOSING (their ACKs are still dropped). Each side's resent FIN, now acknowledging the
-    other's, completes the other's CLOSING, and both sides end in TIME_WAIT (RFC 9293 Figure 13). rto_min is
-    raised to 400 ms so that the replays surely come before the first resend (rule changes take tens of ms). Merely
-    removing the FIN drops makes the FINs cross only if both resends leave in the same timer tick (usual when
-    both close() calls fell in one jiffy), and then CLOSING lasts until the ACK lands, microseconds: too short
-    for sock_diag polling. The replays, with ACKs held back, make it certain and long enough to be seen."""
+    moves each side to CLOSING. Its ACKs, and its resent FINs (which now acknowledge the other's FIN), stay
+    dropped, so CLOSING holds however loaded the machine is; once both sides were seen in CLOSING the drops go,
+    the next resend completes the other side's CLOSING, and both sides end in TIME_WAIT (RFC 9293 Figure 13).
+    rto_min is raised to 400 ms so that the replays surely come before the first resend (rule changes take tens of
+    ms). Merely removing the FIN drops makes the FINs cross only if both resends leave in the same timer tick,
+    and then CLOSING lasts microseconds: too short for sock_diag polling."""
     window = timer_window(max(probe_timeout(pair, "client"), probe_timeout(pair, "server")), "wire")
+    rto = max(pair.client.rto_s(), pair.server.rto_s())
     for side in ("server", "client"):  # all rules first: only two nft calls between close() and the replays
         pair.drop(towards=side, name=f"fins-to-{side}", has="F")
         pair.drop(towards=side, name=f"acks-to-{side}", exactly="A")
@@ -155,8 +157,11 @@ def test_simultaneous_close_crossing_fins_both_closing(pair):
     server_fin = pair.wire.expect("server", "FA", within=PROMPT_S)
     for side in ("client", "server"):
         pair.wait_state(side, "FIN_WAIT1", within=PROMPT_S)
-    pair.undrop(towards="server", name="fins-to-server")
-    pair.undrop(towards="client", name="fins-to-client")
+    own_fin_acked = {"client": client_fin.raw_seq + 1, "server": server_fin.raw_seq + 1}
+    for side in ("server", "client"):
+        pair.drop(towards=side, name=f"fins-acking-{side}", has="F",
+                  match=f"tcp ackseq {own_fin_acked[side] % 2**32}")
+        pair.undrop(towards=side, name=f"fins-to-{side}")
     pair.replay(client_fin)
     pair.replay(server_fin)
     try:
@@ -172,8 +177,13 @@ def test_simultaneous_close_crossing_fins_both_closing(pair):
         again = pair.wire.expect(side, "FA", seq=fin.seq, ack=theirs.seq + 1, within=window.high_s, since=fin.ts,
                                  why="resent from CLOSING, it acknowledges the other FIN (unlike the replayed copy)")
         pair.expect_duration(f"{side} FIN resent from CLOSING (loss probe)", fin.ts, again.ts, window, "wire")
+        pair.wire.allow(side, "FA", seq=fin.seq, why="later resends from CLOSING, until one gets through")
+    for side in ("server", "client"):
+        pair.undrop(towards=side, name=f"fins-acking-{side}")
+        pair.undrop(towards=side, name=f"acks-to-{side}")
+    next_resend = chain_window(rto_series(rto, 4)[-1], timers=4, source="sock_diag")  # generous: from now
     for side in ("client", "server"):
-        pair.wait_state(side, "TIME_WAIT", within=PROMPT_S)
+        pair.wait_state(side, "TIME_WAIT", within=wait_s(next_resend))
     pair.observe(Key.CLOSE_ROLES, {"active": ["client", "server"],
                                    "states": {s: pair.states_seen(s) for s in ("client", "server")}},
                  "both sides close before either FIN arrives (crossing FINs)")
