@@ -52,14 +52,17 @@ def test_sysctl_override_applies_in_test_namespaces_and_is_recorded(tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert Path("/proc/sys/net/ipv4/tcp_fin_timeout").read_text() == host
     results = json.loads((tmp_path / "results.json").read_text())
-    assert results["schema"] == "sockconf/results/1"
+    assert results["schema"] == "sockconf/results/2"
     assert results["run"]["sysctls"]["net.ipv4.tcp_fin_timeout"] == {"value": "7", "default": "60", "given": True}
     assert results["run"]["sysctl_overrides"] == {"net.ipv4.tcp_fin_timeout": "7"}
+    assert results["run"]["configuration"]["client"] == results["run"]["configuration"]["server"] == \
+        {"net.ipv4.tcp_fin_timeout": "7"}
+    assert results["run"]["status"] == "complete" and results["run"]["finished"] == 2
     cases = results["cases"]
     assert {c["id"] for c in cases} == {"close/close-with-unread-data-sends-rst[ipv4]",
                                         "close/close-with-unread-data-sends-rst[ipv6]"}
     for case in cases:
-        assert case["sysctls"]["net.ipv4.tcp_fin_timeout"] == "7"
+        assert case["sysctls"] == {}, "the case itself set nothing; the tuning is the run's"
         assert case["outcome"] == "passed" and case["references"] and case["fingerprint"]
         assert (tmp_path / case["pcap"]).stat().st_size > 100
         assert [s["flags"] for s in case["segments"]][:3] == ["S", "SA", "A"]
@@ -161,3 +164,69 @@ def test_case_needing_an_absent_sysctl_is_skipped_with_the_reason(tmp_path):
     cases = json.loads((tmp_path / "run" / "results.json").read_text())["cases"]
     assert len(cases) == 4 and {c["outcome"] for c in cases} == {"skipped"}
     assert all("tcp_no_such_knob" in c["message"] for c in cases)
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--profile", "no-such-profile"], "no such profile"),
+    (["--sysctl", "peer:net.ipv4.tcp_fin_timeout=5"], "the side must be client or server"),
+    (["--sysctl", "server:net.ipv4.no_such_thing=1"], "no such sysctl in a network namespace"),
+])
+def test_bad_tuning_is_one_line_usage_error(args, message, tmp_path):
+    proc = run_pytest(ONE_CASE, *args, "--results-dir", str(tmp_path / "run"))
+    assert proc.returncode == 4, proc.stdout + proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and message in lines[0], proc.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_one_side_tuning_and_a_profile_are_recorded(tmp_path):
+    proc = run_pytest(ONE_CASE + "[ipv4]", "--profile", "rfc1337", "--sysctl", "server:net.ipv4.tcp_fin_timeout=5",
+                      "--results-dir", str(tmp_path), "--no-report", "-p", "no:xdist")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    run = json.loads((tmp_path / "results.json").read_text())["run"]
+    assert run["configuration"]["profiles"] == ["rfc1337"]
+    assert run["configuration"]["server"] == {"net.ipv4.tcp_rfc1337": "1", "net.ipv4.tcp_fin_timeout": "5"}
+    assert run["configuration"]["client"] == {"net.ipv4.tcp_rfc1337": "1"}
+    assert run["sysctl_overrides"] == {"net.ipv4.tcp_rfc1337": "1", "server:net.ipv4.tcp_fin_timeout": "5"}
+    assert run["sysctls"]["net.ipv4.tcp_fin_timeout"] == {"value": "60", "default": "60", "given": True,
+                                                          "server": "5"}
+
+
+def test_results_dir_that_cannot_be_used_is_refused_before_any_case(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    held = tmp_path / "held"
+    (held / "cases").mkdir(parents=True)
+    for where, message in ((blocker / "run", "cannot create it"), (held, "already holds a run")):
+        proc = run_pytest(ONE_CASE, "--results-dir", str(where))
+        assert proc.returncode == 4, proc.stdout + proc.stderr
+        lines = [line for line in proc.stderr.splitlines() if line.strip()]
+        assert len(lines) == 1 and message in lines[0], proc.stderr
+        assert "passed" not in proc.stdout and "failed" not in proc.stdout
+    assert sorted(p.name for p in held.iterdir()) == ["cases"]
+
+
+def test_sigterm_ends_the_run_as_interrupted_with_the_cases_done(tmp_path):
+    (tmp_path / "test_scenarios.py").write_text(textwrap.dedent('''
+        from fixtures.references import reference
+
+        @reference("RFC 9293")
+        def test_a_quick_one(pair):
+            pair.client.close()
+            pair.wire.expect("client", "FA", within=0.25)
+    ''') + SCENARIOS)
+    mark = tmp_path / "inside"
+    env = {**os.environ, "PYTHONPATH": str(REPO), "SOCKCONF_MARK": str(mark)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pytest", str(tmp_path / "test_scenarios.py"), "-k", "quick or blocks", "-p",
+         "fixtures.plugin", "--rootdir", str(tmp_path), "--results-dir", str(tmp_path / "run"), "--no-report",
+         "-p", "no:xdist"], cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    while not list(tmp_path.glob("inside.*")):
+        assert time.time() < deadline and proc.poll() is None, "the blocking case never started"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=30)
+    run = json.loads((tmp_path / "run" / "results.json").read_text())["run"]
+    assert run["status"] == "interrupted" and run["signal"] == "SIGTERM"
+    assert run["selected"] == 4 and run["finished"] >= 2  # both families of the quick case, then the block
