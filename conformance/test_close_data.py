@@ -105,7 +105,7 @@ def test_close_after_reading_everything_sends_fin(pair, situation):
         pair.observe(Key.FIN_WAIT2_TIMEOUT_AT_DEFAULTS,
                      {"timeout_s": timeout, "at_defaults": "net.ipv4.tcp_fin_timeout" not in pair.evidence.sysctls},
                      f"orphaned FIN_WAIT2's timer (sock_diag expiry + time since the ACK of its FIN): {st.describe()}")
-        pair.expect_state("client", "FIN_WAIT2", timer="timewait", why="an orphaned FIN_WAIT2")
+        pair.expect_orphan_fin_wait2("client")
         pair.wait_state("server", "CLOSE_WAIT", within=PROMPT_S)
     pair.expect_nstat("client", "TcpExtTCPAbortOnClose", 0)
 

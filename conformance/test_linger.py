@@ -138,7 +138,7 @@ def test_linger_close_returns_when_the_fin_is_acked(pair):
                          prompt_window(), "syscall")
     pair.expect_duration("close() return after the FIN's ACK", ack.ts, call.t_end, prompt_window(), "syscall")
     pair.wait_state("client", "FIN_WAIT2", within=PROMPT_S)
-    pair.expect_state("client", "FIN_WAIT2", timer="timewait", why="an orphaned FIN_WAIT2")
+    pair.expect_orphan_fin_wait2("client")
 
 
 @pytest.mark.parametrize("mode", ["blocking", "o-nonblock"])

@@ -56,7 +56,7 @@ def test_active_close_every_state_on_both_sides(pair, closer):
     pair.undrop(towards=closer, name="acks-to-closer")
     pair.replay(ack)
     pair.wait_state(closer, "FIN_WAIT2", within=PROMPT_S)
-    pair.expect_state(closer, "FIN_WAIT2", timer="timewait", why="an orphaned FIN_WAIT2")
+    pair.expect_orphan_fin_wait2(closer)
 
     window = timer_window(probe_timeout(pair, peer), "wire")
     pair.drop(towards=peer, name="acks-to-peer", exactly="A")
@@ -198,7 +198,8 @@ def test_simultaneous_close_crossing_fins_both_closing(pair):
 DATA_AFTER_CLOSE = {
     # orphan FIN_WAIT1: its FIN was lost, the data does not ACK it; tcp_rcv_state_process() "abort on data"
     "orphan-fin-wait1": dict(state="FIN_WAIT1", timer="retrans", abort_on_data=1, peer_recv="ECONNRESET"),
-    # orphan FIN_WAIT2 as a timewait mini-socket: tcp_timewait_state_process() returns TCP_TW_RST, no MIB
+    # orphan FIN_WAIT2 as a timewait mini-socket: tcp_timewait_state_process() returns TCP_TW_RST, no MIB (or a
+    # full socket on the keepalive timer when the configuration's tcp_fin_time exceeds TCP_TIMEWAIT_LEN)
     "orphan-fin-wait2": dict(state="FIN_WAIT2", timer="timewait", abort_on_data=0, peer_recv=b""),
     # orphan FIN_WAIT2 with TCP_LINGER2 100 s: kernel-keyed (tcp_linger2_limit), see _data_after_close()
     "orphan-fin-wait2-linger2": None,
@@ -216,6 +217,9 @@ def _data_after_close(pair, how):
     """The row of DATA_AFTER_CLOSE; for TCP_LINGER2 100 s it depends on the kernel (tcp_linger2_limit): kept
     (5.8+, 5.4.251+, 4.19.291+) it is above TCP_TIMEWAIT_LEN and the orphan stays a full socket on the keepalive
     timer; before, 100 > tcp_fin_timeout (60 s) was replaced by 0 and the orphan is a timewait sock like any."""
+    if how == "orphan-fin-wait2":
+        orphan = pair.orphan_fin_wait2("client")
+        return DATA_AFTER_CLOSE[how] if orphan.timer == "timewait" else FULL_SOCKET_FIN_WAIT2
     if DATA_AFTER_CLOSE[how] is not None:
         return DATA_AFTER_CLOSE[how]
     rule = pair.kernel_expectation(TCP_LINGER2_LIMIT)

@@ -26,16 +26,17 @@ def _errno_of(call):  # type: ignore[no-untyped-def]
 READ_SIDE = {"SHUT_RD", "SHUT_RDWR"}
 
 # The client's state after each step, per shutdown mode and order: (state, sock_diag timer or None).
-# A FIN_WAIT2 whose fd is open has no timer; once orphaned it is a timewait mini-socket (tcp_fin_timeout).
+# A FIN_WAIT2 whose fd is open has no timer; once orphaned ("orphan") it has the timer the configuration implies
+# (a timewait mini-socket for tcp_fin_timeout, or the keepalive timer above TCP_TIMEWAIT_LEN: lab.orphan_fin_wait2).
 ORDERS = {
     "shutdown-close-peerclose": ("shutdown", "close", "peer-close"),
     "shutdown-peerclose-close": ("shutdown", "peer-close", "close"),
     "peerclose-shutdown-close": ("peer-close", "shutdown", "close"),
 }
 AFTER = {
-    ("write", "shutdown-close-peerclose"): [("FIN_WAIT2", "none"), ("FIN_WAIT2", "timewait"),
+    ("write", "shutdown-close-peerclose"): [("FIN_WAIT2", "none"), ("FIN_WAIT2", "orphan"),
                                             ("TIME_WAIT", "timewait")],
-    ("read", "shutdown-close-peerclose"): [("ESTABLISHED", "none"), ("FIN_WAIT2", "timewait"),
+    ("read", "shutdown-close-peerclose"): [("ESTABLISHED", "none"), ("FIN_WAIT2", "orphan"),
                                            ("TIME_WAIT", "timewait")],
     ("write", "shutdown-peerclose-close"): [("FIN_WAIT2", "none"), ("TIME_WAIT", "timewait"),
                                             ("TIME_WAIT", "timewait")],
@@ -71,7 +72,9 @@ def test_shutdown_then_close_in_each_order_with_peer_close(pair, how, order):
         if step == "peer-close":
             pair.wire.expect("server", "FA", within=PROMPT_S)
         pair.wait_state("client", state, within=PROMPT_S, why=f"after {step}")
-        if timer is not None:
+        if timer == "orphan":
+            pair.expect_orphan_fin_wait2("client", why=f"after {step}")
+        elif timer is not None:
             pair.expect_state("client", state, timer=timer, why=f"after {step}")
     client_fin_first = ORDERS[order].index(fin_step) < ORDERS[order].index("peer-close")
     if client_fin_first:

@@ -10,6 +10,7 @@ from conformance.claims import Key
 from fixtures.constants import TCP_TIMEWAIT_LEN_S
 from fixtures.references import reference
 from fixtures.tolerance import JIFFY_S, POLL_S, PROMPT_S, timer_window
+from fixtures.versions import UNTESTABLE
 
 
 def _close_active_then_passive(lab):
@@ -70,16 +71,21 @@ def test_time_wait_lasts_60s_end_to_end(pair):
     pair.expect_nstat("client", "TcpExtTW", 1)
 
 
-@pytest.mark.parametrize(("rfc1337", "killed"), [(0, True), (1, False)], ids=["rfc1337-0", "rfc1337-1"])
+@pytest.mark.parametrize("rfc1337", [0, 1, "as-configured"], ids=["rfc1337-0", "rfc1337-1", "rfc1337-as-configured"])
 @reference("RFC 1337", "RFC 9293 §3.10.7.4",
            kernel="net/ipv4/tcp_minisocks.c tcp_timewait_state_process() (TIME-WAIT assassination)")
-def test_rst_in_time_wait_kills_it_unless_tcp_rfc1337(pair, rfc1337, killed):
+def test_rst_in_time_wait_kills_it_unless_tcp_rfc1337(pair, rfc1337):
     """An in-window RST kills a TIME_WAIT ("TIME-WAIT assassination") unless tcp_rfc1337 is 1.
 
     tcp_timewait_state_process() accepts an RST whose seq is the next expected one; with tcp_rfc1337 0 it
     deschedules the timewait sock at once (RFC 1337 hazard H1 left open, the Linux default); with 1 it
-    ignores the RST and the timer keeps running, not restarted. Nothing is sent in reply either way."""
-    pair.sysctl("net.ipv4.tcp_rfc1337", rfc1337)
+    ignores the RST and the timer keeps running, not restarted. Nothing is sent in reply either way. The
+    "as-configured" variant keeps the run's tcp_rfc1337 and expects what it implies."""
+    if rfc1337 == "as-configured":
+        rfc1337 = pair.cfg("net.ipv4.tcp_rfc1337", "client", why="whether an RST kills the TIME_WAIT")
+    else:
+        pair.sysctl("net.ipv4.tcp_rfc1337", rfc1337)
+    killed = rfc1337 == 0
     _, server_fin = _close_active_then_passive(pair)
     pair.wait_gone("server", within=PROMPT_S)
     pair.inject("server", "R", seq=server_fin.raw_seq + 1)
@@ -111,7 +117,7 @@ def test_retransmitted_fin_in_time_wait_is_acked_and_restarts_the_timer(lab):
     (tcp_rto_min_us 500 ms on both sides). tcp_timewait_state_process() answers it with an ACK
     (TCP_TW_ACK) and calls inet_twsk_reschedule(tw, TCP_TIMEWAIT_LEN), as RFC 9293 requires."""
     if not lab.sysctl_present("net.ipv4.tcp_rto_min_us"):
-        pytest.skip("tcp_rto_min_us is absent on this kernel (added in 6.11)")
+        pytest.skip(f"{UNTESTABLE}tcp_rto_min_us is absent (per-namespace since 6.11)")
     lab.connect()
     lab.client.close()
     lab.wire.expect("client", "FA", within=PROMPT_S)

@@ -21,13 +21,15 @@ from fixtures.tcp_model import (
     rto_series,
 )
 from fixtures.tolerance import PROMPT_S, chain_window, timer_window, wait_s
+from fixtures.versions import UNTESTABLE
 
 RTO_MIN_SYSCTL = "net.ipv4.tcp_rto_min_us"  # per-namespace since 6.11
+OTHER = {"client": "server", "server": "client"}
 
 
 def _need_rto_min(lab):
     if not lab.sysctl_present(RTO_MIN_SYSCTL):
-        pytest.skip(f"{RTO_MIN_SYSCTL} is absent on this kernel (added in 6.11)")
+        pytest.skip(f"{UNTESTABLE}{RTO_MIN_SYSCTL} is absent (per-namespace since 6.11)")
 
 
 def _keepalive(ep, idle, intvl, cnt):
@@ -225,7 +227,7 @@ def test_orphaned_fin_wait2_lives_at_least_three_and_a_half_rto(lab):
     ack = lab.wire.expect("server", "A", ack=fin.seq + 1, within=PROMPT_S)
     lab.wait_state("client", "FIN_WAIT2", within=PROMPT_S)
     gone = lab.wait_gone("client", within=floor * 1.5 + 0.5)
-    lab.expect_duration(f"orphan FIN_WAIT2 lifetime (3.5 x RTO {rto * 1000:.0f} ms)", ack.ts, gone,
+    lab.expect_duration("orphan FIN_WAIT2 lifetime (3.5 x RTO)", ack.ts, gone,
                         timer_window(floor, "sock_diag"), "sock_diag")
 
 
@@ -236,7 +238,7 @@ def _observe_close_wait(pair, entered):
                  f"a CLOSE_WAIT whose application never closes, {time.time() - entered:.2f} s on: {st.describe()}")
 
 
-@pytest.mark.sysctls({"net.ipv4.tcp_fin_timeout": 1, "net.ipv4.tcp_orphan_retries": 1})
+@pytest.mark.sysctls({"net.ipv4.tcp_fin_timeout": 1}, subject=True)  # a short timer to watch past
 @reference("RFC 9293 §3.10.4 (FIN-WAIT-2 and CLOSE-WAIT wait for the user)", "RFC 1122 §4.2.2.13",
            kernel=("net/ipv4/tcp.c tcp_shutdown()", "net/ipv4/tcp_input.c tcp_fin() (no timer armed)",
                    "net/ipv4/tcp.c __tcp_close() FIN_WAIT2"))
@@ -262,12 +264,57 @@ def test_half_closed_connection_has_no_timer_until_close(pair):
     pair.client.close()
     closed = pair.log.last("client", "close")
     pair.wait_state("client", "FIN_WAIT2", within=PROMPT_S)
-    pair.expect_state("client", "FIN_WAIT2", timer="timewait", why="now an orphan")
+    pair.expect_orphan_fin_wait2("client", why="now an orphan")
     gone = pair.wait_gone("client", within=2.0)
     pair.expect_duration("FIN_WAIT2 lifetime after close()", closed.t, gone, timer_window(1.0, "sock_diag"),
                          "sock_diag")
     _observe_close_wait(pair, entered)
     pair.expect_state("server", "CLOSE_WAIT", timer="none", why="nothing ever times out a CLOSE_WAIT")
+
+
+@pytest.mark.parametrize("closer", ["client", "server"])
+@reference("RFC 9293 §3.10.4 (FIN-WAIT-2 has no timeout in the RFC)",
+           kernel=("include/net/tcp.h tcp_fin_time()", "net/ipv4/tcp_input.c tcp_rcv_state_process() FIN_WAIT1",
+                   "net/ipv4/tcp_timer.c tcp_keepalive_timer() FIN_WAIT2"))
+def test_orphaned_fin_wait2_lifetime_follows_the_configuration(pair, closer):
+    """How long an orphaned FIN_WAIT2 lives with the tcp_fin_timeout in force on the closer's host.
+
+    When the ACK of the orphan's FIN arrives, tcp_rcv_state_process() takes tcp_fin_time() (TCP_LINGER2, else
+    tcp_fin_timeout): up to TCP_TIMEWAIT_LEN the socket becomes a timewait sock for that long; above it the full
+    socket stays on the keepalive timer for the excess, and tcp_keepalive_timer() then hands it to a timewait sock
+    for the excess again. Each side follows its own namespace's value (a tuning of the server alone changes only
+    the server's orphans). The armed timer is read from sock_diag; the end is waited for when it fits the run."""
+    active, peer = pair.endpoints[closer], OTHER[closer]
+    model = pair.orphan_fin_wait2(closer)
+    active.close()
+    fin = pair.wire.expect(closer, "FA", within=PROMPT_S)
+    ack = pair.wire.expect(peer, "A", ack=fin.seq + 1, within=PROMPT_S)
+    pair.wait_state(closer, "FIN_WAIT2", within=PROMPT_S)
+    read = pair.expect_orphan_fin_wait2(closer)
+    pair.expect_timer(f"orphaned FIN_WAIT2 {model.timer} timer from the ACK of its FIN", ack, read,
+                      timer_window(model.first_s, "sock_diag"), why=model.describe())
+    if pair.may_wait(model.lifetime_s):
+        timers = 2 if model.timer == "keepalive" else 1
+        lifetime = chain_window(model.lifetime_s, timers=timers, source="sock_diag")
+        gone = pair.wait_gone(closer, within=wait_s(lifetime) - (time.time() - ack.ts))
+        pair.expect_duration("orphaned FIN_WAIT2 lifetime from the ACK of its FIN", ack, gone, lifetime,
+                             "sock_diag", why=model.describe())
+        pair.wire.expect_no(closer, during=gone - ack.ts, since=ack.ts + 1e-6, why="it ends without a segment")
+
+
+@reference("RFC 1122 §4.2.3.6", kernel=("net/ipv4/tcp_timer.c tcp_set_keepalive()",
+                                       "include/net/tcp.h keepalive_time_when()"))
+def test_keepalive_timer_follows_tcp_keepalive_time(pair):
+    """SO_KEEPALIVE without per-socket times arms the keepalive timer for the host's tcp_keepalive_time.
+
+    tcp_set_keepalive() arms inet_csk_reset_keepalive_timer(sk, keepalive_time_when(tp)), which is
+    TCP_KEEPIDLE if the socket set one, else the namespace's tcp_keepalive_time (7200 s by default): the armed
+    timer is read from sock_diag, never waited for."""
+    keepalive_time = pair.cfg("net.ipv4.tcp_keepalive_time", "client", why="the keepalive timer")
+    pair.client.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1, "SO_KEEPALIVE 1")
+    armed = pair.log.last("client", "setsockopt")
+    read = pair.expect_state("client", "ESTABLISHED", timer="keepalive")
+    pair.expect_timer("keepalive timer from SO_KEEPALIVE", armed.t, read, timer_window(keepalive_time, "sock_diag"))
 
 
 # orphaned FIN_WAIT1 and LAST_ACK against a silent peer ----------------------------------------------------
