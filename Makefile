@@ -4,12 +4,14 @@
 
 PYTHON ?= python3
 PYTEST  = $(PYTHON) -m pytest
-APT_PACKAGES = iproute2 nftables ethtool tcpdump libpcap0.8 util-linux procps chromium chromium-driver
+APT_PACKAGES = iproute2 nftables ethtool tcpdump libpcap0.8 util-linux procps chromium chromium-driver \
+               qemu-system-x86 busybox-static kmod udev
 WORKERS ?= auto
+KERNEL ?= host
 export PIP_BREAK_SYSTEM_PACKAGES = 1
 export PIP_DISABLE_PIP_VERSION_CHECK = 1
 
-.PHONY: setup apt pip test quick report lint bench clean
+.PHONY: setup apt pip test quick report lint bench clean guest-smoke bench-kernels
 
 setup: apt pip
 
@@ -31,7 +33,15 @@ quick:
 
 # The README's main command: the conformance suite on this kernel; ends by printing the report's path.
 report: setup
-	$(PYTEST) -n $(WORKERS) conformance $(PYTEST_ARGS)
+	$(PYTEST) -n $(WORKERS) conformance --kernel $(KERNEL) $(PYTEST_ARGS)
+
+# A Debian kernel in a virtme-ng guest (emulated here), a handful of cases end to end: what CI boots.
+guest-smoke:
+	$(PYTEST) conformance/test_shutdown.py -k "ipv4 and (order or unconnected)" -m "not slow" -p no:xdist \
+		--kernel debian:6.1
+
+bench-kernels:
+	$(PYTHON) bench/bench_kernels.py --timing
 
 lint:
 	$(PYTHON) -m ruff check .
