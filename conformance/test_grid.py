@@ -1,0 +1,132 @@
+"""The closing-state × incoming-segment grid (conformance/grid.py) against a scripted peer (fixtures/scripted.py).
+
+Each case: a fresh kernel socket brought into one state against the scripted peer, one crafted segment, the
+kernel's answer (a challenge ACK, an ACK, an RST or nothing within a real window) and the state afterwards.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from conformance.grid import GRID, ack_at, describe_answer, seq_at
+from fixtures.kernel_changes import CHALLENGE_ACK_LIMIT
+from fixtures.references import reference
+from fixtures.scripted import reach_state
+from fixtures.tolerance import PROMPT_S
+
+NOTHING_S = 0.06  # the window in which "nothing" is asserted (no ACK, RST or SYN)
+CHALLENGE = "TcpExtTCPChallengeACK"
+
+
+def _param(cell):  # type: ignore[no-untyped-def]
+    return pytest.param(cell, id=cell.id, marks=[pytest.mark.reference(*cell.refs)])
+
+
+def _counted(lab, before: dict[str, int], counter: str, n: int, why: str = "") -> None:  # type: ignore[no-untyped-def]
+    """The kernel namespace's `counter` moved by `n` since `before` (a read taken just before the injection)."""
+    got = lab.namespaces["client"].nstat().get(counter, 0) - before.get(counter, 0)
+    lab.expect_equal(f"nstat client {counter} since the injection", got, n, why)
+
+
+def _answer(peer, cell, sent_at: float, ack_sent: int | None, before: dict[str, int]) -> None:  # type: ignore[no-untyped-def]
+    """Assert the kernel's answer to the injected segment (sent at `sent_at`)."""
+    lab = peer.lab
+    why = f"{cell.state}, {cell.probe.id}: {describe_answer(cell.answer)}"
+    if cell.deviation:
+        why += f" (Linux deviates: {cell.deviation})"
+    nxt = (peer.conn.kernel_snd_nxt - peer.conn.kernel_iss) % 2**32
+    if cell.answer == "-":
+        peer.expect_no("A", during=NOTHING_S, since=sent_at, why=why)
+        peer.expect_no(has="R", during=NOTHING_S, since=sent_at, why=why)
+        peer.expect_no(has="S", during=NOTHING_S, since=sent_at, why=why)
+    elif cell.answer in ("R", "RA"):
+        fields = {"seq": ack_sent} if cell.answer == "R" and ack_sent is not None else {}
+        peer.expect(cell.answer, within=PROMPT_S, since=sent_at, learn=False, why=why, **fields)
+    else:
+        advance = 0 if cell.answer == "CH" else int(cell.answer[2:])
+        peer.expect("A", within=PROMPT_S, since=sent_at, learn=False, why=why, seq=nxt,
+                    ack=(peer.rel_snd() + advance) % 2**32)
+    if cell.answer in ("CH", "A+0") and cell.state not in ("time-wait", "fin-wait2-orphan"):
+        _counted(lab, before, CHALLENGE, 1 if cell.answer == "CH" else 0,
+                 why="a challenge ACK is counted in TCPChallengeACK (tcp_send_challenge_ack()); a "
+                     "duplicate ACK is not")
+
+
+@pytest.mark.parametrize("cell", [_param(c) for c in GRID])
+def test_grid(scripted, cell):
+    """One segment into one state: the kernel's answer and its state afterwards.
+
+    The scripted peer brings a fresh kernel socket into the state (reach_state), injects the segment once at the
+    position named by the case id (sequence number relative to the kernel's receive window, ACK relative to its
+    send sequence) with a fresh timestamp, and asserts the answer Linux gives per conformance/grid.py, where every
+    cell names its RFC clause and kernel function and, where Linux departs from RFC 9293 / 5961, says how."""
+    peer = scripted
+    lab = peer.lab
+    reach_state(peer, cell.state)
+    if cell.deviation:
+        lab.note(f"deviation from the RFCs (they ask for {describe_answer(cell.rfc_answer.split('>')[0])}): "
+                 f"{cell.deviation}")
+    probe = cell.probe
+    c = peer.conn
+    seq = seq_at(probe.position, peer.rel_snd(), peer.window())
+    una = peer.rel_rcv()
+    nxt = (c.kernel_snd_nxt - c.kernel_iss) % 2**32
+    ack = ack_at(probe.ack, una, nxt) % 2**32 if "A" in probe.flags else None
+    before = lab.namespaces["client"].nstat()
+    sent = peer.send(probe.flags, seq=seq % 2**32, ack=ack, payload=b"x" * probe.length, note=probe.id)
+    _answer(peer, cell, sent, ack, before)
+    if cell.after == "CLOSED":
+        lab.wait_gone(peer.kernel_name, within=PROMPT_S, why="the segment ends the connection")
+    else:
+        lab.wait_state(peer.kernel_name, cell.after, within=PROMPT_S)
+
+
+# the challenge ACK limits -------------------------------------------------------------------------------------
+
+@reference("RFC 5961 §7", "net/ipv4/tcp_input.c tcp_send_challenge_ack() (__tcp_oow_rate_limited())")
+def test_challenge_ack_per_socket_rate_limit(scripted):
+    """Two in-window RSTs in a row: one challenge ACK; the second is within tcp_invalid_ratelimit (500 ms).
+
+    tcp_send_challenge_ack() first asks __tcp_oow_rate_limited() with the socket's last_oow_ack_time: at most one
+    challenge (or out-of-window duplicate) ACK per tcp_invalid_ratelimit per socket, counted in
+    TCPACKSkippedChallenge when skipped."""
+    peer = scripted
+    lab = peer.lab
+    limit_ms = lab.cfg("net.ipv4.tcp_invalid_ratelimit", why="the per-socket rate limit of challenge ACKs")
+    reach_state(peer, "established")
+    inside = peer.rel_snd() + peer.window() // 2
+    before = lab.namespaces["client"].nstat()
+    first = peer.send("R", seq=inside, note="in-window RST #1")
+    peer.expect("A", within=PROMPT_S, since=first, learn=False, why="the first RST is challenged")
+    second = peer.send("R", seq=inside + 1, note="in-window RST #2")
+    if limit_ms >= 100:
+        peer.expect_no("A", during=NOTHING_S, since=second, why=f"within {limit_ms} ms of the first challenge")
+        _counted(lab, before, "TcpExtTCPACKSkippedChallenge", 1)
+    _counted(lab, before, CHALLENGE, 1)
+    lab.wait_state(peer.kernel_name, "ESTABLISHED", within=PROMPT_S)
+
+
+@reference("RFC 5961 §7", "net/ipv4/tcp_input.c tcp_send_challenge_ack()")
+def test_challenge_ack_netns_limit(scripted):
+    """tcp_challenge_ack_limit=1 in the kernel's namespace (per-socket limit off): three in-window RSTs at once,
+    one challenge ACK in that second.
+
+    Since 6.0 (79e3602caa6f) the count is per network namespace and the default INT_MAX means no limit; with
+    limit 1 the count for the second is drawn from [1, 1]. The default is read first and compared with the
+    kernel-keyed expectation."""
+    peer = scripted
+    lab = peer.lab
+    keyed = lab.kernel_expectation(CHALLENGE_ACK_LIMIT)
+    default = lab.cfg("net.ipv4.tcp_challenge_ack_limit", why="the default per-netns challenge ACK limit")
+    lab.expect_equal("tcp_challenge_ack_limit default", default, keyed.default_limit)  # type: ignore[attr-defined]
+    lab.sysctl("net.ipv4.tcp_challenge_ack_limit", 1, sides=("client",))
+    lab.sysctl("net.ipv4.tcp_invalid_ratelimit", 0, sides=("client",))
+    reach_state(peer, "established")
+    inside = peer.rel_snd() + peer.window() // 2
+    before = lab.namespaces["client"].nstat()
+    first = peer.send("R", seq=inside, note="in-window RST #1")
+    peer.send("R", seq=inside + 1, note="in-window RST #2")
+    peer.send("R", seq=inside + 2, note="in-window RST #3")
+    peer.expect("A", within=PROMPT_S, since=first, learn=False, why="one challenge ACK in this second")
+    peer.expect_no("A", during=NOTHING_S, why="the namespace's count for this second is spent")
+    _counted(lab, before, CHALLENGE, 1)
