@@ -10,7 +10,6 @@ from conformance.claims import Key
 from fixtures.constants import TCP_TIMEWAIT_LEN_S
 from fixtures.kernel_changes import TCP_LINGER2_LIMIT
 from fixtures.references import reference
-from fixtures.tcp_model import rto_series
 from fixtures.tolerance import CAPTURE_LAG_S, PROMPT_S, chain_window, timer_window, wait_s
 
 OTHER = {"client": "server", "server": "client"}
@@ -19,9 +18,12 @@ OTHER = {"client": "server", "server": "client"}
 def probe_timeout(lab, side: str) -> float:
     """When a lone unacknowledged FIN is sent again: tcp_schedule_loss_probe() arms a tail-loss probe at
     2*srtt + rto_min when one segment is in flight, capped by the RTO (measured: on this kernel rto_min is
-    the namespace's tcp_rto_min_us, 200 ms by default). Read before close(): tcp_info needs the fd."""
+    the namespace's tcp_rto_min_us, 200 ms by default); without a tail-loss probe (tcp_early_retrans) the RTO
+    resends it. Read before close(): tcp_info needs the fd."""
     info = lab.endpoints[side].tcp_info()
-    rto_min = int(lab.namespaces[side].sysctl_get("net.ipv4.tcp_rto_min_us")) / 1e6
+    if not lab.retransmission(side).tlp:
+        return info["rto"] / 1e6
+    rto_min = lab.cfg("net.ipv4.tcp_rto_min_us", side, why="the tail-loss probe's timeout") / 1e6
     return min(2 * info["rtt"] / 1e6 + rto_min, info["rto"] / 1e6)
 
 
@@ -83,8 +85,8 @@ def test_active_close_every_state_on_both_sides(pair, closer):
                  f"the {closer} closes first, then the {peer}")
     pair.expect_states_seen(closer, ["ESTABLISHED", "FIN_WAIT1", "FIN_WAIT2", "TIME_WAIT"])
     pair.expect_states_seen(peer, ["ESTABLISHED", "CLOSE_WAIT", "LAST_ACK", "CLOSED"])
-    pair.expect_nstat(closer, "TcpExtTCPLossProbes", 1)
-    pair.expect_nstat(peer, "TcpExtTCPLossProbes", 1)
+    pair.expect_nstat(closer, "TcpExtTCPLossProbes", pair.retransmission(closer).loss_probes())
+    pair.expect_nstat(peer, "TcpExtTCPLossProbes", pair.retransmission(peer).loss_probes())
 
 
 @pytest.mark.parametrize("held", ["client", "server"])
@@ -181,7 +183,7 @@ def test_simultaneous_close_crossing_fins_both_closing(pair):
     for side in ("server", "client"):
         pair.undrop(towards=side, name=f"fins-acking-{side}")
         pair.undrop(towards=side, name=f"acks-to-{side}")
-    next_resend = chain_window(rto_series(rto, 4)[-1], timers=4, source="sock_diag")  # generous: from now
+    next_resend = chain_window(pair.retransmission("client").series(rto, 4)[-1], timers=4, source="sock_diag")
     for side in ("client", "server"):
         pair.wait_state(side, "TIME_WAIT", within=wait_s(next_resend))
     pair.observe(Key.CLOSE_ROLES, {"active": ["client", "server"],

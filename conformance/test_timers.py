@@ -16,9 +16,7 @@ from fixtures.kernel_changes import TCP_LINGER2_LIMIT
 from fixtures.references import reference
 from fixtures.tcp_model import (
     death_after_series,
-    model_timeout_s,
     orphan_retries_effective,
-    rto_series,
 )
 from fixtures.tolerance import PROMPT_S, chain_window, timer_window, wait_s
 from fixtures.versions import UNTESTABLE
@@ -44,13 +42,16 @@ def _fin_timeout_s(lab, side="client"):
     return int(lab.namespaces[side].sysctl_get("net.ipv4.tcp_fin_timeout"))
 
 
-def _expect_fin_series_then_silent_death(lab, side, fin, rto, deadline_s, why, states_key, lifetime_key=None):
-    """The FIN is re-sent by a TLP then by backed-off RTOs until retransmits_timed_out() sees `deadline_s`
-    passed since the first RTO retransmission; the socket then vanishes without an RST. The sampled state
-    path is observed as `states_key` (and the lifetime from the FIN as `lifetime_key`), whatever the outcome."""
-    offsets = rto_series(rto, 20)
-    count, death = death_after_series(offsets[1:], deadline_s)
-    count += 1  # the TLP before the first RTO
+def _expect_fin_series_then_silent_death(lab, side, fin, rto, boundary, why, states_key, lifetime_key=None):
+    """The FIN is re-sent (by a TLP first, where the configuration has one, then by backed-off RTOs up to the
+    configured RTO maximum) until retransmits_timed_out() sees tcp_model_timeout(boundary) passed since the
+    first RTO retransmission; the socket then vanishes without an RST. The sampled state path is observed as
+    `states_key` (and the lifetime from the FIN as `lifetime_key`), whatever the outcome."""
+    model = lab.retransmission(side)
+    offsets = model.series(rto, 20)
+    first_rto = 1 if model.tlp else 0  # the TLP does not start tp->retrans_stamp
+    count, death = death_after_series(offsets[first_rto:], model.budget_s(boundary))
+    count += first_rto
     lifetime = chain_window(death, timers=count + 1, source="sock_diag")
     gone = None
     try:
@@ -342,12 +343,11 @@ def test_orphaned_fin_wait1_blackholed_retransmits_until_orphan_retries_time(lab
     fin = lab.wire.expect("client", "FA", within=PROMPT_S)
     lab.wait_state("client", "FIN_WAIT1", within=PROMPT_S)
     lab.expect_state("client", "FIN_WAIT1", timer="retrans")
-    deadline = model_timeout_s(orphan_retries)
-    _expect_fin_series_then_silent_death(lab, "client", fin, rto, deadline,
-                                         f"tcp_orphan_retries {orphan_retries} = {deadline:.1f} s after the first RTO",
+    _expect_fin_series_then_silent_death(lab, "client", fin, rto, orphan_retries,
+                                         f"tcp_orphan_retries {orphan_retries}: tcp_model_timeout() past the first RTO",
                                          states_key=Key.FIN_WAIT1_UNACKED_STATES)
     lab.expect_nstat("client", "TcpExtTCPAbortOnTimeout", 1)
-    lab.expect_nstat("client", "TcpExtTCPLossProbes", 1)
+    lab.expect_nstat("client", "TcpExtTCPLossProbes", lab.retransmission("client").loss_probes())
 
 
 @pytest.mark.sysctls({RTO_MIN_SYSCTL: 50_000, "net.ipv4.tcp_orphan_retries": 0})
@@ -364,12 +364,14 @@ def test_orphan_retries_zero_means_eight(lab):
     lab.drop(towards="server", name="blackhole")
     lab.client.close()
     fin = lab.wire.expect("client", "FA", within=PROMPT_S)
-    offsets = rto_series(rto, 12)
-    sent_if_one, _death_if_one = death_after_series(offsets[1:], model_timeout_s(1))
+    model = lab.retransmission("client")
+    offsets = model.series(rto, 12)
+    first_rto = 1 if model.tlp else 0
+    sent_if_one, _death_if_one = death_after_series(offsets[first_rto:], model.budget_s(1))
     resend = fin
-    for k in range(sent_if_one + 2):  # the TLP, the RTO resends tcp_orphan_retries 1 allows, and one more
+    for k in range(sent_if_one + first_rto + 1):  # (the TLP,) the resends tcp_orphan_retries 1 allows, one more
         window = chain_window(offsets[k], timers=k + 1, source="wire")
-        past = k == sent_if_one + 1
+        past = k == sent_if_one + first_rto
         resend = lab.wire.expect("client", "FA", seq=fin.seq, within=window.high_s, since=fin.ts,
                                  why="past the point where tcp_orphan_retries 1 would have ended the orphan" if past
                                  else f"FIN resend {k + 1}")
@@ -377,7 +379,7 @@ def test_orphan_retries_zero_means_eight(lab):
         lab.expect_duration(name, fin, resend, window, "wire")
     lab.wire.allow("client", "FA", seq=fin.seq, why="later FIN resends: the orphan lives ~100 s")
     lab.expect_state("client", "FIN_WAIT1", timer="retrans",
-                     why=f"orphan_retries 0 -> {orphan_retries_effective(0)} ({model_timeout_s(8):.1f} s)")
+                     why=f"orphan_retries 0 -> {orphan_retries_effective(0)} ({model.budget_s(8):.1f} s)")
     lab.expect_nstat("client", "TcpExtTCPAbortOnTimeout", 0)
 
 
@@ -395,7 +397,7 @@ def test_orphaned_fin_wait1_at_kernel_defaults_lasts_about_104s(pair):
     pair.drop(towards="server", name="blackhole")
     pair.client.close()
     fin = pair.wire.expect("client", "FA", within=PROMPT_S)
-    _expect_fin_series_then_silent_death(pair, "client", fin, rto, model_timeout_s(orphan_retries_effective(0)),
+    _expect_fin_series_then_silent_death(pair, "client", fin, rto, orphan_retries_effective(0),
                                          "default tcp_orphan_retries 0 = 8", states_key=Key.FIN_WAIT1_UNACKED_STATES,
                                          lifetime_key=Key.FIN_WAIT1_LIFETIME_AT_DEFAULTS)
     pair.expect_nstat("client", "TcpExtTCPAbortOnTimeout", 1)
@@ -425,7 +427,7 @@ def test_last_ack_with_final_ack_lost_retransmits_fin_then_gives_up(lab, how):
         lab.server.shutdown("SHUT_WR")
     fin = lab.wire.expect("server", "FA", within=PROMPT_S)
     lab.wait_state("server", "LAST_ACK", within=PROMPT_S)
-    _expect_fin_series_then_silent_death(lab, "server", fin, rto, model_timeout_s(1), "retries 1",
+    _expect_fin_series_then_silent_death(lab, "server", fin, rto, 1, "retries 1",
                                          states_key=Key.LAST_ACK_UNACKED_STATES)
     acks = [s for s in lab.wire.all("client", "A") if s.ts > fin.ts and s.ack == fin.seq + 1]
     lab.expect_equal("ACKs of the server's FIN from the TIME_WAIT peer", len(acks), 1 + len(lab.wire.resends_of(fin)),
@@ -454,8 +456,9 @@ def test_user_timeout_ends_orphaned_fin_wait1(pair):
     pair.drop(towards="server", name="blackhole")
     pair.client.close()
     fin = pair.wire.expect("client", "FA", within=PROMPT_S)
-    offsets = rto_series(rto, 12)
-    end = offsets[1] + user_timeout
+    model = pair.retransmission("client")
+    offsets = model.series(rto, 12)
+    end = offsets[1 if model.tlp else 0] + user_timeout  # from the first RTO retransmission (tp->retrans_stamp)
     expected = [o for o in offsets if o < end]
     lifetime = chain_window(end, timers=len(expected) + 1, source="sock_diag")
     try:

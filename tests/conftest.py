@@ -55,8 +55,9 @@ def netns_cookies_in_use(pids: Iterable[int] | None = None) -> set[int]:
     return cookies
 
 
-def run_pytest(*args: str, cwd: Path = REPO, timeout: float = 120, **kwargs) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+def run_pytest(*args: str, cwd: Path = REPO, timeout: float = 120, env_extra: dict[str, str] | None = None,
+               **kwargs) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(REPO), **(env_extra or {})}
     env.pop("PYTEST_XDIST_WORKER", None)
     env.pop("PYTEST_XDIST_WORKER_COUNT", None)
     env.pop("PYTEST_ADDOPTS", None)

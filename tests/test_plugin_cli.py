@@ -230,3 +230,47 @@ def test_sigterm_ends_the_run_as_interrupted_with_the_cases_done(tmp_path):
     run = json.loads((tmp_path / "run" / "results.json").read_text())["run"]
     assert run["status"] == "interrupted" and run["signal"] == "SIGTERM"
     assert run["selected"] == 4 and run["finished"] >= 2  # both families of the quick case, then the block
+
+
+HUNG_AND_CRASHED = textwrap.dedent('''
+    import os, signal
+    from fixtures.references import reference
+
+    @reference("RFC 9293")
+    def test_a_recv_that_never_returns(pair):
+        pair.client.recv()  # the server sends nothing: blocked for good
+
+    @reference("RFC 9293")
+    def test_after_the_hang(pair):
+        pair.client.close()
+        pair.wire.expect("client", "FA", within=0.25)
+''')
+
+
+def test_a_hung_syscall_fails_the_case_and_the_run_goes_on(tmp_path):
+    (tmp_path / "test_hang.py").write_text(HUNG_AND_CRASHED)
+    proc = run_pytest(str(tmp_path / "test_hang.py"), "-k", "ipv4", "-p", "fixtures.plugin", "--rootdir",
+                      str(tmp_path), "--results-dir", str(tmp_path / "run"), "--no-report", "-p", "no:xdist",
+                      cwd=tmp_path, env_extra={"SOCKCONF_HUNG_MARGIN_S": "2"})
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    cases = {c["id"].split("/")[1]: c for c in json.loads((tmp_path / "run" / "results.json").read_text())["cases"]}
+    hung = cases["a-recv-that-never-returns[ipv4]"]
+    assert hung["outcome"] == "failed" and "hung:" in hung["message"]
+    assert "blocked in client.recv(65536)" in hung["message"] and "ss -tanoi" in hung["message"]
+    assert cases["after-the-hang[ipv4]"]["outcome"] == "passed"
+
+
+def test_a_crashed_worker_leaves_its_case_recorded(tmp_path):
+    (tmp_path / "test_crash.py").write_text(textwrap.dedent('''
+        import os, signal
+        from fixtures.references import reference
+
+        @reference("RFC 9293")
+        def test_dies(pair):
+            os.kill(os.getpid(), signal.SIGKILL)
+    '''))
+    proc = run_pytest(str(tmp_path / "test_crash.py"), "-k", "ipv4", "-p", "fixtures.plugin", "--rootdir",
+                      str(tmp_path), "--results-dir", str(tmp_path / "run"), "--no-report", "-n", "2", cwd=tmp_path)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    (case,) = json.loads((tmp_path / "run" / "results.json").read_text())["cases"]
+    assert case["outcome"] == "error" and case["message"].startswith("crashed: the worker running this case died")
