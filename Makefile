@@ -11,7 +11,7 @@ KERNEL ?= host
 export PIP_BREAK_SYSTEM_PACKAGES = 1
 export PIP_DISABLE_PIP_VERSION_CHECK = 1
 
-.PHONY: setup apt pip test quick report lint bench clean guest-smoke bench-kernels
+.PHONY: setup apt pip test quick report lint bench clean guest-smoke bench-kernels selfcheck
 
 setup: apt pip
 
@@ -39,6 +39,10 @@ report: setup
 guest-smoke:
 	$(PYTEST) conformance/test_shutdown.py -k "ipv4 and (order or unconnected)" -m "not slow" -p no:xdist \
 		--kernel debian:6.1
+
+# Proof that compare can gate a rollout: an A/A pair and behaviour-changing tunings (selfcheck/tunings.toml).
+selfcheck: setup
+	$(PYTHON) -m selfcheck
 
 bench-kernels:
 	$(PYTHON) bench/bench_kernels.py --timing
