@@ -42,6 +42,7 @@ def test_active_close_every_state_on_both_sides(pair, closer):
     timewait mini-socket); the passive side's resent FIN is answered from TIME_WAIT. Either end of the
     connection can be the active closer. (Replaying the ACK instead of waiting for the next resend keeps the
     case independent of how long a rule change takes on a loaded machine.)"""
+    pair.requires_time_wait(closer, why="its TIME_WAIT answers the peer's resent FIN")
     peer = OTHER[closer]
     active, passive = pair.endpoints[closer], pair.endpoints[peer]
     window = timer_window(probe_timeout(pair, closer), "wire")
@@ -103,6 +104,8 @@ def test_fin_in_fin_wait1_goes_closing(pair, held):
     too); when that copy is let through, the other side enters TIME_WAIT and acknowledges, and the ACK takes
     CLOSING to TIME_WAIT. A FIN that does acknowledge our FIN skips CLOSING: tcp_rcv_state_process() handles
     the ACK first (FIN_WAIT1 -> FIN_WAIT2), then tcp_fin() goes to TIME_WAIT."""
+    pair.requires_time_wait(held, why="CLOSING ends in TIME_WAIT")
+    pair.requires_time_wait(OTHER[held], why="FIN_WAIT2 ends in TIME_WAIT")
     other = OTHER[held]
     window = timer_window(probe_timeout(pair, held), "wire")
     pair.drop(towards=other, name="held-fin", has="F")
@@ -148,6 +151,8 @@ def test_simultaneous_close_crossing_fins_both_closing(pair):
     rto_min is raised to 400 ms so that the replays surely come before the first resend (rule changes take tens of
     ms). Merely removing the FIN drops makes the FINs cross only if both resends leave in the same timer tick,
     and then CLOSING lasts microseconds: too short for sock_diag polling."""
+    pair.requires_time_wait("client", why="CLOSING ends in TIME_WAIT")
+    pair.requires_time_wait("server", why="CLOSING ends in TIME_WAIT")
     window = timer_window(max(probe_timeout(pair, "client"), probe_timeout(pair, "server")), "wire")
     rto = max(pair.client.rto_s(), pair.server.rto_s())
     for side in ("server", "client"):  # all rules first: only two nft calls between close() and the replays

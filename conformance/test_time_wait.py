@@ -42,6 +42,7 @@ def test_time_wait_timer_is_60s_whatever_tcp_fin_timeout(pair, fin_timeout):
 
     tcp_fin() in FIN_WAIT2 calls tcp_time_wait(sk, TCP_TIME_WAIT, 0) and a zero timeout means
     TCP_TIMEWAIT_LEN; tcp_fin_timeout only bounds an orphaned FIN_WAIT2 (a common misconception)."""
+    pair.requires_time_wait("client", why="the case measures TIME_WAIT")
     pair.sysctl("net.ipv4.tcp_fin_timeout", fin_timeout)
     _, server_fin = _close_active_then_passive(pair)
     st = pair.expect_state("client", "TIME_WAIT", timer="timewait")
@@ -61,6 +62,7 @@ def test_time_wait_lasts_60s_end_to_end(pair):
     The timewait timer (inet_twsk_schedule, TCP_TIMEWAIT_LEN) fires tw_timer_handler(), which unhashes the
     mini-socket; nothing is sent. TcpExtTW counts timewait socks scheduled with a timer above 4 s (at
     creation, __inet_twsk_schedule; shorter ones count as TWKilled): one here."""
+    pair.requires_time_wait("client", why="the case measures TIME_WAIT")
     _, server_fin = _close_active_then_passive(pair)
     gone = pair.wait_gone("client", within=TCP_TIMEWAIT_LEN_S * 1.2 + 1.0)
     pair.observe(Key.TIME_WAIT_LENGTH, round(gone - server_fin.ts, 3), "from the peer's FIN to the end (sock_diag)")
@@ -81,6 +83,7 @@ def test_rst_in_time_wait_kills_it_unless_tcp_rfc1337(pair, rfc1337):
     deschedules the timewait sock at once (RFC 1337 hazard H1 left open, the Linux default); with 1 it
     ignores the RST and the timer keeps running, not restarted. Nothing is sent in reply either way. The
     "as-configured" variant keeps the run's tcp_rfc1337 and expects what it implies."""
+    pair.requires_time_wait("client", why="an RST into TIME_WAIT")
     if rfc1337 == "as-configured":
         rfc1337 = pair.cfg("net.ipv4.tcp_rfc1337", "client", why="whether an RST kills the TIME_WAIT")
     else:
@@ -116,6 +119,7 @@ def test_retransmitted_fin_in_time_wait_is_acked_and_restarts_the_timer(lab):
     The client's ACK of the server's FIN is dropped, so the server (LAST_ACK) re-sends its FIN after ~0.5 s
     (tcp_rto_min_us 500 ms on both sides). tcp_timewait_state_process() answers it with an ACK
     (TCP_TW_ACK) and calls inet_twsk_reschedule(tw, TCP_TIMEWAIT_LEN), as RFC 9293 requires."""
+    lab.requires_time_wait("client", why="a FIN into TIME_WAIT")
     if not lab.sysctl_present("net.ipv4.tcp_rto_min_us"):
         pytest.skip(f"{UNTESTABLE}tcp_rto_min_us is absent (per-namespace since 6.11)")
     lab.connect()
@@ -201,6 +205,7 @@ def test_new_syn_from_same_port_reopens_server_time_wait(pair):
     tcp_timewait_state_process() sees a SYN with a higher sequence number (and a newer timestamp) and
     returns TCP_TW_SYN, so the listener answers with a SYN-ACK and the timewait sock is freed (RFC 1122
     4.2.2.13, RFC 6191), instead of an ACK for the old connection."""
+    pair.requires_time_wait("server", why="a SYN into the server's TIME_WAIT")
     port = pair.client.port
     pair.server.close()
     server_fin = pair.wire.expect("server", "FA", within=PROMPT_S)
