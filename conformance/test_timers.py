@@ -209,7 +209,7 @@ def test_tcp_linger2_above_timewait_len_runs_on_keepalive_timer_and_is_capped(pa
                       why=rule.describe())
 
 
-@pytest.mark.sysctls({"net.ipv4.tcp_fin_timeout": 1, RTO_MIN_SYSCTL: 400_000})
+@pytest.mark.sysctls({"net.ipv4.tcp_fin_timeout": 1, RTO_MIN_SYSCTL: 400_000}, subject=True)  # the floor above 1 s
 @reference("RFC 9293 §3.10.4", kernel=("include/net/tcp.h tcp_fin_time() (3.5 * RTO floor)",
                                       "net/ipv4/tcp_input.c tcp_rcv_state_process() FIN_WAIT1"))
 def test_orphaned_fin_wait2_lives_at_least_three_and_a_half_rto(lab):
