@@ -20,6 +20,10 @@ TIME_WAIT", "orphan FIN_WAIT2 lifetime 60 s → 5 s", "server.recv(): ECONNRESET
 verdict changed, the outcome.  When no sentence explains a fingerprint difference the raw changed lines of
 the fingerprint texts are shown instead.
 
+Grid (issue 10, ``reports/grid.py``): when the runs have grid cases, the text ends with one line "grid: N of M cells
+differ: state/segment, ..." and the HTML diff draws the runs' grids side by side, per family, the differing
+cells (a differing or partial case above) outlined and marked ≠.
+
 Skips: a case skipped in every run is not compared (counted apart, never as identical behaviour).  A case
 skipped in some runs because of their configuration (the reason contains "not testable on this kernel: ",
 or names a tuned sysctl, or the word "tuning") and run in the others is listed as "skipped in B
@@ -46,7 +50,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from . import ladder, status
+from . import grid, ladder, status
 from .fmt import esc, slug
 from .load import OUTCOMES, Case, ResultsError, Run
 from .page import badge, meta_list, page, table
@@ -692,6 +696,9 @@ def print_text(cmp: Comparison, out: TextIO) -> None:
                   *([d.id, *map(_cell, d.cases), ", ".join(d.reasons)] for d in cmp.not_finished)], out)
     if cmp.outcome_only:
         out.write(f"  note: {_outcome_only_note(cmp)}\n")
+    grid_line = grid.summary_line(cmp.runs, (d.id for d in cmp.differing + cmp.partial))
+    if grid_line:
+        out.write(f"  {grid_line}\n")
     out.write(f"\nverdict: {cmp.verdict()}\n")
 
 
@@ -790,6 +797,7 @@ def render_diff(cmp: Comparison) -> str:
                     f"{table(['case', *names, 'why'], rows)}</details>")
     if cmp.skipped_all:
         body.append(f"<p class='muted'>{esc(_skipped_all_text(cmp))}</p>")
+    body.append(grid.diff_section(cmp.runs, names, (d.id for d in cmp.differing + cmp.partial)))
     body += [_case_diff(cmp, d) for d in cmp.differing + cmp.partial]
     return page("sockconf compare", body, wide=True)
 

@@ -9,6 +9,7 @@ collapsible section per case with its description, references, verdict and the k
 applied, what it checked (expected vs seen) and the segments the strict wire mode allowed, its observations,
 ladder diagram, segment table (unexpected and harness-crafted segments marked), state timeline, durations
 against their tolerance, syscall log, ``ss`` snapshot (failures only) and pcap link.
+When the run has grid cases, the closing-state × incoming-segment grid follows the matrix (``reports/grid.py``).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
-from . import ladder, status
+from . import grid, ladder, status
 from .fmt import esc, fmt_runtime, fmt_t, segment_label, slug
 from .load import BAD_OUTCOMES, CLAIM_VERDICTS, OUTCOMES, Case, Run, non_default_sysctls, row_key
 from .page import OUTCOME_MARK, badge, meta_list, page, table
@@ -53,6 +54,7 @@ def render_run(run: Run) -> str:
         _filters(cases),
         '<h2 id="matrix">Conformance matrix</h2>',
         matrix(cases),
+        grid.section(run),
         (claims_not_decided(run) if run_claims is None and run.meta.get("rebuilt")
          else claims(cases) if run_claims is None else run_claims_section(run_claims, run.case_map())),
         selfcheck_section(run.meta.get("selfcheck")),

@@ -723,3 +723,220 @@ def ended(data: dict, finished: int, status: str = "interrupted", signal: str | 
         out["run"]["signal"] = signal
     out["totals"] = {o: sum(c["outcome"] == o for c in out["cases"]) for o in out["totals"]}
     return out
+
+
+# --- the closing-state × incoming-segment grid (conformance/test_grid.py, issue 10) ---------------------------------
+# Grid cases as the plugin writes them: area "grid", id grid/grid[FAMILY-STATE-PROBE], params {"family", "cell"}
+# where "cell" is the dataclass repr of conformance.grid.Cell (json.dumps(default=str)), the deviation note the
+# case writes, the scripted peer's segments marked injected (sender "server") and the kernel socket's ("client")
+# answer, the state timeline of the watched socket "kernel", and the checks test_grid makes.
+
+# state -> probe id -> "ANSWER>AFTER" (conformance/grid.py's MEASURED, a few columns of it)
+GRID_SAMPLE: dict[str, dict[str, str]] = {
+    "established": {"syn@left": "CH>=", "ack@right-out": "->=", "ack@left-ack-ancient": "CH>=", "rst@left-1": "->=",
+                    "rst@left": "->CLOSED", "rst@inside": "CH>=", "data@left": "A+100>="},
+    "closing": {"syn@left": "CH>=", "ack@right-out": "->=", "ack@left-ack-ancient": "CH>=", "rst@left-1": "->CLOSED",
+                "rst@left": "->CLOSED", "rst@inside": "CH>=", "data@left": "->="},
+    "time-wait": {"syn@left": "A+0>=", "ack@right-out": "A+0>=", "ack@left-ack-ancient": "->=", "rst@left-1": "->=",
+                  "rst@left": "->CLOSED", "rst@inside": "->=", "data@left": "A+0>="},
+}
+# (state, probe id) -> (what the RFCs ask, the deviation in words)
+GRID_DEVIATIONS: dict[tuple[str, str], tuple[str, str]] = {
+    ("established", "ack@right-out"): ("A+0>=", "a zero-length segment at RCV.NXT + RCV.WND is unacceptable; "
+                                                "tcp_sequence() accepts it"),
+    ("closing", "ack@right-out"): ("A+0>=", "a zero-length segment at RCV.NXT + RCV.WND is unacceptable; "
+                                            "tcp_sequence() accepts it"),
+    ("closing", "rst@left-1"): ("->=", "an RST at RCV.NXT - 1 is outside the window; tcp_reset_check() accepts "
+                                       "seq == rcv_nxt - 1 once the peer's FIN was accepted"),
+    ("time-wait", "rst@inside"): ("CH>=", "an in-window RST must be challenged; tcp_timewait_state_process() "
+                                          "ignores it"),
+    ("time-wait", "rst@left"): ("->=", "RFC 1337 recommends ignoring RSTs in TIME-WAIT; Linux kills the timewait "
+                                       "sock"),
+    ("time-wait", "ack@left-ack-ancient"): ("CH>=", "a timewait sock never looks at the ACK field"),
+}
+GRID_KERNEL = {"established": "ESTABLISHED", "fin-wait1": "FIN_WAIT1", "fin-wait2": "FIN_WAIT2",
+               "fin-wait2-orphan": "FIN_WAIT2", "closing": "CLOSING", "time-wait": "TIME_WAIT",
+               "close-wait": "CLOSE_WAIT", "last-ack": "LAST_ACK", "syn-recv": "SYN_RECV"}
+_GRID_FLAGS = {"syn": ("S", 0), "syn-ack": ("SA", 0), "ack": ("A", 0), "fin": ("F", 0), "fin-ack": ("FA", 0),
+               "rst": ("R", 0), "rst-ack": ("RA", 0), "data": ("PA", 100), "data-fin": ("FPA", 100)}
+# how reach_state brings the kernel socket there after the handshake: (sender, flags); "server" is the peer
+_GRID_REACH: dict[str, list[tuple[str, str]]] = {
+    "established": [], "fin-wait1": [("client", "FA")], "fin-wait2": [("client", "FA"), ("server", "A")],
+    "fin-wait2-orphan": [("client", "FA"), ("server", "A")],
+    "closing": [("client", "FA"), ("server", "FA"), ("client", "A")],
+    "time-wait": [("client", "FA"), ("server", "A"), ("server", "FA"), ("client", "A")],
+    "close-wait": [("server", "FA"), ("client", "A")],
+    "last-ack": [("server", "FA"), ("client", "A"), ("client", "FA")],
+}
+GRID_WINDOW = 65535
+
+
+def grid_probe_parts(probe: str) -> tuple[str, str, str]:
+    """"ack@left-ack-ancient" -> ("ack", "left", "ancient")."""
+    segment, _, rest = probe.partition("@")
+    position, _, ack = rest.partition("-ack-")
+    return segment, position, ack or "ok"
+
+
+def grid_cell_repr(state: str, probe: str, spec: str) -> str:
+    """str() of conformance.grid.Cell for one cell, as the plugin writes params["cell"]."""
+    segment, position, ack = grid_probe_parts(probe)
+    answer, _, after = spec.partition(">")
+    rfc, text = GRID_DEVIATIONS.get((state, probe), ("", ""))
+    refs = ("RFC 9293 §3.10.7.4", "net/ipv4/tcp_input.c tcp_rcv_state_process() tcp_validate_incoming()")
+    return (f"Cell(state={state!r}, probe=Probe(segment={segment!r}, position={position!r}, ack={ack!r}), "
+            f"answer={answer!r}, after={(GRID_KERNEL[state] if after == '=' else after)!r}, refs={refs!r}, "
+            f"rfc_answer={rfc!r}, deviation={text!r})")
+
+
+def grid_case(state: str, probe: str, family: str = "ipv4", seen: str | None = None, t0: float = 1764090000.0,
+              seed: int = 1) -> Case:
+    """One grid case. ``seen`` ("ANSWER>AFTER", default the cell's expectation) is what the kernel did: when it
+    differs from the expectation the case failed on its first check that disagrees, as test_grid's do."""
+    rng = random.Random(f"{seed}-{family}-{state}-{probe}")
+    expected = GRID_SAMPLE[state][probe]
+    seen = seen or expected
+    answer, _, after = seen.partition(">")
+    exp_answer, _, exp_after = expected.partition(">")
+    before = GRID_KERNEL[state]
+    after = before if after == "=" else after
+    exp_after = before if exp_after == "=" else exp_after
+    segment, position, ack_kind = grid_probe_parts(probe)
+    flags, length = _GRID_FLAGS[segment]
+
+    t = 0.0
+    nxt = {"client": 0, "server": 0}
+    segs: list[dict[str, Any]] = []
+
+    def emit(sender: str, fl: str, seq: int | None = None, ack: int | None = None, n: int = 0,
+             advance: bool = True) -> dict[str, Any]:
+        nonlocal t
+        t += 0.0004 + rng.uniform(0, 0.00002)
+        other = "server" if sender == "client" else "client"
+        seg = {"t": round(t, 6), "sender": sender, "flags": fl, "seq": nxt[sender] if seq is None else seq % 2**32,
+               "ack": (nxt[other] if ack is None else ack % 2**32) if "A" in fl else 0, "len": n,
+               "win": 502 if sender == "client" else GRID_WINDOW, "options": ["Timestamp"],
+               "sport": 41234 if sender == "client" else 8080, "dport": 8080 if sender == "client" else 41234,
+               "origin": "kernel" if sender == "client" else "injected"}
+        if advance:
+            nxt[sender] += n + ("S" in fl) + ("F" in fl)
+        segs.append(seg)
+        return seg
+
+    states = []
+    if state == "syn-recv":
+        emit("server", "S")
+        emit("client", "SA")
+    else:
+        emit("client", "S")
+        emit("server", "SA")
+        emit("client", "A")
+    states.append(_state(t, "kernel", "ESTABLISHED" if state != "syn-recv" else "SYN_RECV"))
+    for sender, fl in _GRID_REACH.get(state, []):
+        emit(sender, fl)
+    states.append(_state(t + 0.0001, "kernel", before))
+    rcv_nxt, snd_nxt = nxt["server"], nxt["client"]
+    seq = {"left-out": rcv_nxt - 1000, "left-1": rcv_nxt - 1, "left": rcv_nxt, "inside": rcv_nxt + GRID_WINDOW // 2,
+           "right": rcv_nxt + GRID_WINDOW - 1, "right-out": rcv_nxt + GRID_WINDOW}[position]
+    ack = {"ok": snd_nxt, "old": snd_nxt - 1, "ancient": snd_nxt - 2**30, "ahead": snd_nxt + 1000}[ack_kind]
+    t += 0.002
+    probe_seg = emit("server", flags, seq=seq, ack=ack, n=length, advance=False)
+    sent = probe_seg["t"]
+    checks: list[dict[str, Any]] = []
+    why = f"{state}, {probe}"
+    nstat: dict[str, dict[str, int]] = {"client": {"TcpActiveOpens": 1}, "server": {}}
+    reply = None
+    if answer in ("R", "RA"):
+        reply = emit("client", answer, seq=ack if answer == "R" else None, advance=False)
+    elif answer.startswith("A") or answer == "CH":
+        n = 0 if answer == "CH" else int(answer[2:])
+        reply = emit("client", "A", ack=rcv_nxt + n, advance=False)
+        if answer == "CH":
+            nstat["client"]["TcpExtTCPChallengeACK"] = 1
+    failed = False
+    if exp_answer == "-":
+        for fl, key in (("A", "flags"), ("R", "has"), ("S", "has")):
+            found = reply is not None and (fl in reply["flags"] if key == "has" else reply["flags"] == fl)
+            checks.append(_check("absence", f"no {'[' + fl + ']' if key == 'flags' else 'a segment with [' + fl + ']'}"
+                                 " from client for 0.060 s", "none",
+                                 f"[{reply['flags']}] at +{reply['t'] - sent:.4f} s" if found and reply else "none",
+                                 not found, sent + 0.065, why, sender="client", **{key: fl}, **{"from": sent},
+                                 to=round(sent + 0.06, 6)))
+            if found:
+                failed = True
+                break
+    else:
+        want = "A" if exp_answer == "CH" or exp_answer.startswith("A+") else exp_answer
+        want_ack = rcv_nxt + (int(exp_answer[2:]) if exp_answer.startswith("A+") else 0)
+        ok = reply is not None and reply["flags"] == want and (want != "A" or reply["ack"] == want_ack)
+        seen_text = (f"[{reply['flags']}] at +{reply['t'] - sent:.4f} s" if ok else "none") if reply is None or ok \
+            else f"[{reply['flags']}] {reply['t'] - sent:.3f} s after"
+        checks.append(_check("segment", f"client sends [{want}] within 0.250 s", f"[{want}]", seen_text, ok,
+                             (reply["t"] if reply and ok else sent + 0.3), why, sender="client", flags=want,
+                             deadline=round(sent + 0.25, 6)))
+        failed = not ok
+    if not failed and exp_answer in ("CH", "A+0") and state not in ("time-wait", "fin-wait2-orphan"):
+        got = nstat["client"].get("TcpExtTCPChallengeACK", 0)
+        want_n = 1 if exp_answer == "CH" else 0
+        checks.append(_check("value", "nstat client TcpExtTCPChallengeACK since the injection", str(want_n),
+                             str(got), got == want_n, sent + 0.01, name="nstat client TcpExtTCPChallengeACK"))
+        failed = got != want_n
+    end = sent + (0.07 if exp_answer == "-" else 0.02)
+    if after != before:
+        states.append(_state(sent + 0.0003, "kernel", after))
+    if not failed:
+        ok = after == exp_after
+        checks.append(_check("reach", f"kernel reaches {exp_after} within 0.250 s", exp_after,
+                             "gone" if after == "CLOSED" else f"{after} retrans=0", ok, end, side="kernel",
+                             state=exp_after))
+        failed = not ok
+    if not failed:
+        checks.append(_no_unexpected(end + 0.0001))
+    outcome = "failed" if failed else "passed"
+    rfc, text = GRID_DEVIATIONS.get((state, probe), ("", ""))
+    suffix = f"{family}-{state}-{probe}"
+    case: Case = {
+        "id": f"grid/grid[{suffix}]", "nodeid": f"conformance/test_grid.py::test_grid[{suffix}]",
+        "title": "One segment into one state: the kernel's answer and its state afterwards.",
+        "description": "The scripted peer brings a fresh kernel socket into the state and injects the segment.",
+        "area": "grid", "family": family, "variant": f"{state}-{probe}",
+        "params": {"family": family, "cell": grid_cell_repr(state, probe, expected)},
+        "markers": [], "outcome": outcome, "duration_s": round(0.1 + rng.random() * 0.05, 3),
+        "message": (f"expected the kernel's answer {expected}; it did {seen}\nwhy: {why}" if failed else None),
+        "references": [{"text": "RFC 9293 §3.10.7.4", "url": RFC9293 + "#section-3.10.7.4"}],
+        "kernel_expectations": [], "checks": checks, "allowed": [], "unexpected": [], "measured": [],
+        "observations": {}, "scenario": {"start": segs[2]["t"], "end": round(end + 0.0001, 6)}, "t0": t0,
+        "endpoints": {"kernel": {"addr": "198.18.0.1" if family == "ipv4" else "fd00::1", "port": 41234,
+                                 "netns_cookie": 4097}},
+        "segments": segs, "states": states,
+        "syscalls": [_call(0.0, "kernel", "connect"),
+                     _call(sent, "server", "inject", args=f"[{flags}] seq {seq} ack {ack} len {length} ({probe})")],
+        "durations": [], "nstat": nstat, "dropped": {}, "sysctls": {},
+        "notes": ([f"deviation from the RFCs (they ask for {rfc.split('>')[0]}): {text}"] if text else []),
+        "ss": None, "pcap": f"pcaps/grid_grid_{suffix}.pcap",
+    }
+    set_fingerprint(case)
+    return case
+
+
+def grid_cases(families: tuple[str, ...] = ("ipv4", "ipv6"), seen: dict[str, str] | None = None,
+               seed: int = 1) -> list[Case]:
+    """Every cell of GRID_SAMPLE per family; ``seen`` maps a case id to what the kernel did instead."""
+    seen = seen or {}
+    out = []
+    t0 = 1764090000.0
+    for family in families:
+        for state, row in GRID_SAMPLE.items():
+            for probe in row:
+                cid = f"grid/grid[{family}-{state}-{probe}]"
+                out.append(grid_case(state, probe, family, seen.get(cid), t0=t0, seed=seed))
+                t0 += 0.2
+    return out
+
+
+def with_grid(data: dict, cases: list[Case]) -> dict:
+    """``data`` with ``cases`` added (totals recounted)."""
+    out = clone(data)
+    out["cases"] = sorted(out["cases"] + copy.deepcopy(cases), key=lambda c: c["id"])
+    out["totals"] = {o: sum(c["outcome"] == o for c in out["cases"]) for o in out["totals"]}
+    return out
