@@ -255,6 +255,7 @@ def test_data_after_close_is_answered_with_rst(pair, how):
     sets EPIPE, and recv() still reports EOF first because the FIN was already received (SOCK_DONE)."""
     if how == "orphan-fin-wait1":
         pair.drop(towards="server", name="client-fin", has="F")
+        pair.wire.allow("client", "FA", seq=1, why="the dropped FIN is retransmitted on its timer")
     if how == "orphan-fin-wait2-linger2":
         pair.client.setsockopt(socket.IPPROTO_TCP, socket.TCP_LINGER2, LINGER2_S, label=f"TCP_LINGER2 {LINGER2_S}")
     expect = _data_after_close(pair, how)

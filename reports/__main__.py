@@ -1,10 +1,11 @@
-"""sockconf reports: render a run, or compare runs.
+"""sockconf reports: render a run, compare runs, or build a matrix of runs.
 
   python -m reports render RUN_DIR
-      Writes RUN_DIR/index.html (one self-contained file) and RUN_DIR/junit.xml from
-      RUN_DIR/results.json, then prints the path of index.html.  When the run was killed or crashed
-      (no results.json, but run.json and cases/), it first rebuilds results.json from that evidence,
-      marked incomplete, and prints one line saying so with the counts.
+      Writes RUN_DIR/index.html (one self-contained file), RUN_DIR/junit.xml and RUN_DIR/results.ktap (KTAP
+      version 1, as kselftest prints it: reports/ktap.py) from RUN_DIR/results.json, then prints the path of
+      index.html.  When the run was killed or crashed (no results.json, but run.json and cases/), it first
+      rebuilds results.json from that evidence, marked incomplete, and prints one line saying so with the
+      counts.
 
   python -m reports compare RUN_A RUN_B [RUN_C ...] [-o diff.html]
       Prints how the runs' configurations differ (kernel, congestion control, harness commit and
@@ -23,6 +24,15 @@
       not finished, apart from the differences, and the verdict says "partial comparison ...; partial:
       N cases not compared".
 
+  python -m reports matrix RUN [RUN ...] [-o matrix.html]
+      One report over run directories, each one kernel x profile (reports/matrix.py): configuration rows
+      first (run directory, kernel, execution: host / guest under KVM or emulated, profiles, tuning,
+      harness commit, run status, ...; a row whose values differ is highlighted), then cases x runs, each
+      cell the case's outcome linking to that run's case (RUN/index.html#<case>, relative to the matrix
+      file), a cell whose outcome or fingerprint differs from the first run's highlighted.  The comparison
+      and the text printed are compare's; runs that did not complete are warned about.  Writes the HTML to
+      -o (default ./matrix.html) and prints its path last.  Exit status as compare's.
+
 Exit status (usable as a CI gate):
   0  success; for compare: the behaviour is the same (every case is present in every run with the same
      outcome and fingerprint, cases skipped everywhere or by configuration apart).  Configuration
@@ -30,7 +40,7 @@ Exit status (usable as a CI gate):
      differs; behaviour identical".  When a run is not complete, 0 means the cases every run finished
      behave the same: the verdict then starts "partial comparison" and ends "partial: N cases not
      compared".
-  1  compare only: the behaviour differs (an outcome or fingerprint differs among the cases compared, or
+  1  compare and matrix: the behaviour differs (an outcome or fingerprint differs among the cases compared, or
      a case is missing from a complete run).  Cases without a fingerprint are compared by outcome only,
      and the output says so.  Also when the runs' fingerprints come from different algorithm versions
      (a run without a recorded version, e.g. schema 1, is version 1): behaviour is then not compared
@@ -50,18 +60,21 @@ from .rebuild import inspect, rebuild
 
 INDEX = "index.html"
 JUNIT = "junit.xml"
+KTAP = "results.ktap"
 
 
 def render(run_dir: str | Path, run: Run | None = None) -> Path:
-    """Write index.html and junit.xml into the run directory; return the index path.  ``run``: the run
-    already loaded from ``run_dir``."""
+    """Write index.html, junit.xml and results.ktap into the run directory; return the index path.  ``run``: the
+    run already loaded from ``run_dir``."""
     from .html import render_run
     from .junit import render_junit
+    from .ktap import render_ktap
 
     run = run or load_run(run_dir)
     index = run.dir / INDEX
     _write(index, render_run(run).encode("utf-8"))
     _write(run.dir / JUNIT, render_junit(run))
+    _write(run.dir / KTAP, render_ktap(run).encode("utf-8"))
     return index
 
 
@@ -97,8 +110,8 @@ def parser() -> argparse.ArgumentParser:
         epilog=doc.split("\n\n", 1)[1],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    sub = p.add_subparsers(dest="command", required=True, metavar="{render,compare}")
-    r = sub.add_parser("render", help="write index.html and junit.xml for a run directory")
+    sub = p.add_subparsers(dest="command", required=True, metavar="{render,compare,matrix}")
+    r = sub.add_parser("render", help="write index.html, junit.xml and results.ktap for a run directory")
     r.add_argument("run_dir", metavar="RUN_DIR",
                    help="directory holding results.json (or run.json and cases/ of a killed run)")
     c = sub.add_parser(
@@ -109,6 +122,16 @@ def parser() -> argparse.ArgumentParser:
     )
     c.add_argument("run_dirs", metavar="RUN", nargs="+", help="run directories (at least two)")
     c.add_argument("-o", "--output", metavar="DIFF_HTML", help="also write an HTML diff to this file")
+    m = sub.add_parser(
+        "matrix",
+        help="one matrix report over runs (kernel x profile); exit as compare's",
+        description="Cases x runs with the configuration rows first; differing cells highlighted, each cell linking "
+        "to the case in its run's index.html. Exit 0: same behaviour; 1: behaviour differs (or fingerprints of "
+        "different versions); 2: bad input.",
+    )
+    m.add_argument("run_dirs", metavar="RUN", nargs="+", help="run directories (one per kernel x profile)")
+    m.add_argument("-o", "--output", metavar="MATRIX_HTML", default="matrix.html",
+                   help="where to write the matrix (default: ./matrix.html); links to the runs are relative to it")
     return p
 
 
@@ -121,6 +144,10 @@ def main(argv: list[str] | None = None) -> int:
                 print(rebuilt, flush=True)
             print(render(args.run_dir, run))
             return 0
+        if args.command == "matrix":
+            from .matrix import run_matrix
+
+            return run_matrix([Path(d) for d in args.run_dirs], args.output)
         from .compare import run_compare
 
         if len(args.run_dirs) < 2:
