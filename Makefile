@@ -8,10 +8,13 @@ APT_PACKAGES = iproute2 nftables ethtool tcpdump libpcap0.8 util-linux procps ch
                qemu-system-x86 busybox-static kmod udev
 WORKERS ?= auto
 KERNEL ?= host
+KERNELS ?= host debian:6.1 debian:6.12
+PROFILES ?= default short-fin-timeout
+MATRIX_ARGS ?=
 export PIP_BREAK_SYSTEM_PACKAGES = 1
 export PIP_DISABLE_PIP_VERSION_CHECK = 1
 
-.PHONY: setup apt pip test quick report lint bench clean guest-smoke bench-kernels selfcheck
+.PHONY: setup apt pip test quick report lint bench clean guest-smoke bench-kernels selfcheck matrix
 
 setup: apt pip
 
@@ -34,6 +37,11 @@ quick:
 # The README's main command: the conformance suite on this kernel; ends by printing the report's path.
 report: setup
 	$(PYTEST) -n $(WORKERS) conformance --kernel $(KERNEL) $(PYTEST_ARGS)
+
+# Every kernel x profile as its own job (one guest at a time), then one matrix report; prints its path last.
+# Exit as compare's: 0 same behaviour, 1 differs, 2 a job left no run / unreadable run, 4 bad command line.
+matrix: setup
+	$(PYTHON) -m matrix --kernels "$(KERNELS)" --profiles "$(PROFILES)" $(MATRIX_ARGS) -- conformance -n $(WORKERS) $(PYTEST_ARGS)
 
 # A Debian kernel in a virtme-ng guest (emulated here), a handful of cases end to end: what CI boots.
 guest-smoke:
