@@ -56,8 +56,10 @@ def test_active_close_every_state_on_both_sides(pair, closer):
     again = pair.wire.expect(closer, "FA", seq=fin.seq, within=window.high_s, since=fin.ts)
     pair.expect_duration("FIN resent in FIN_WAIT1 (loss probe)", fin.ts, again.ts, window, "wire")
     ack = pair.wire.expect(peer, "A", ack=fin.seq + 1, within=PROMPT_S, why="dropped as well")
+    pair.wire.allow(closer, "FA", seq=fin.seq, why="resent again if the rule change is slower than its timer")
     pair.undrop(towards=closer, name="acks-to-closer")
-    pair.replay(ack)
+    if pair.state(closer).state == "FIN_WAIT1":  # a later resend's ACK may already have got through
+        pair.replay(ack)
     pair.wait_state(closer, "FIN_WAIT2", within=PROMPT_S)
     pair.expect_orphan_fin_wait2(closer)
 
@@ -78,8 +80,10 @@ def test_active_close_every_state_on_both_sides(pair, closer):
     again = pair.wire.expect(peer, "FA", seq=last.seq, within=window.high_s, since=last.ts)
     pair.expect_duration("FIN resent in LAST_ACK (loss probe)", last.ts, again.ts, window, "wire")
     ack = pair.wire.expect(closer, "A", ack=last.seq + 1, within=PROMPT_S, why="TIME_WAIT answers the resent FIN")
+    pair.wire.allow(peer, "FA", seq=last.seq, why="resent again if the rule change is slower than its timer")
     pair.undrop(towards=peer, name="acks-to-peer")
-    pair.replay(ack)
+    if pair.state(peer).state == "LAST_ACK":  # a later resend's ACK may already have got through
+        pair.replay(ack)
     pair.wait_gone(peer, within=PROMPT_S)
     pair.observe(Key.CLOSE_ROLES,
                  {"active": [closer], "states": {s: pair.states_seen(s) for s in ("client", "server")}},

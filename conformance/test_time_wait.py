@@ -153,7 +153,8 @@ def test_retransmitted_fin_in_time_wait_is_acked_and_restarts_the_timer(lab):
 
 
 @pytest.mark.parametrize("how", ["close-orphan-fin-wait2", "shutdown-then-peer-fin"])
-@pytest.mark.sysctls({"net.ipv4.tcp_max_tw_buckets": 0})
+# the subject: no timewait bucket; tcp_fin_timeout 60 keeps the orphaned FIN_WAIT2 a timewait sock
+@pytest.mark.sysctls({"net.ipv4.tcp_max_tw_buckets": 0, "net.ipv4.tcp_fin_timeout": 60}, subject=True)
 @reference("RFC 9293 §3.10.4", "RFC 1337",
            kernel=("net/ipv4/tcp_minisocks.c tcp_time_wait() (TCPTimeWaitOverflow)",
                    "net/ipv4/inet_timewait_sock.c inet_twsk_alloc() (tw_refcount >= sysctl_max_tw_buckets)"))
