@@ -11,7 +11,7 @@ from conformance.claims import Key
 from fixtures.kernel_changes import REQUEST_SOCK_ON_LISTENER_CLOSE
 from fixtures.lab import SERVER_PORT
 from fixtures.references import reference
-from fixtures.tolerance import PROMPT_S, prompt_window, timer_window
+from fixtures.tolerance import PROMPT_S, prompt_window, timer_window, wait_s
 
 TIMEOUT_INIT_S = 1.0  # include/net/tcp.h TCP_TIMEOUT_INIT: first SYN and SYN-ACK retransmission timeout
 QUEUED = 3
@@ -185,7 +185,7 @@ def test_half_open_request_outlives_listener_close_silently(lab):
     try:
         if fate.outlives_listener:
             lab.expect_state(request, "SYN_RECV", timer="retrans", why=fate.describe())
-            gone = lab.wait_gone(request, within=TIMEOUT_INIT_S + 0.5, why=fate.describe())
+            gone = lab.wait_gone(request, within=wait_s(timer_window(TIMEOUT_INIT_S, "sock_diag")), why=fate.describe())
         else:
             gone = lab.wait_gone(request, within=PROMPT_S, why=fate.describe())
     finally:

@@ -99,7 +99,7 @@ def test_orphaned_fin_wait2_lives_tcp_fin_timeout(pair, fin_timeout):
     pair.wait_state("client", "FIN_WAIT2", within=PROMPT_S)
     pair.expect_state("client", "FIN_WAIT2", timer="timewait", why="an orphan FIN_WAIT2 is a timewait sock")
     try:
-        gone = pair.wait_gone("client", within=fin_timeout * 1.5 + 0.5)
+        gone = pair.wait_gone("client", within=wait_s(timer_window(fin_timeout, "sock_diag")))
     finally:
         path = pair.states_seen("client")
         pair.observe(Key.FIN_WAIT2_UNANSWERED_STATES, path,
@@ -131,7 +131,7 @@ def test_tcp_linger2_overrides_tcp_fin_timeout(pair, fin_timeout, linger2):
     pair.wait_state("client", "FIN_WAIT2", within=PROMPT_S)
     pair.expect_state("client", "FIN_WAIT2", timer="timewait")
     try:
-        gone = pair.wait_gone("client", within=lifetime * 1.5 + 0.5)
+        gone = pair.wait_gone("client", within=wait_s(timer_window(lifetime, "sock_diag")))
     finally:
         path = pair.states_seen("client")
         pair.observe(Key.FIN_WAIT2_UNANSWERED_STATES, path,
@@ -227,7 +227,7 @@ def test_orphaned_fin_wait2_lives_at_least_three_and_a_half_rto(lab):
     fin = lab.wire.expect("client", "FA", within=PROMPT_S)
     ack = lab.wire.expect("server", "A", ack=fin.seq + 1, within=PROMPT_S)
     lab.wait_state("client", "FIN_WAIT2", within=PROMPT_S)
-    gone = lab.wait_gone("client", within=floor * 1.5 + 0.5)
+    gone = lab.wait_gone("client", within=wait_s(timer_window(floor, "sock_diag")))
     lab.expect_duration("orphan FIN_WAIT2 lifetime (3.5 x RTO)", ack.ts, gone,
                         timer_window(floor, "sock_diag"), "sock_diag")
 
@@ -266,7 +266,7 @@ def test_half_closed_connection_has_no_timer_until_close(pair):
     closed = pair.log.last("client", "close")
     pair.wait_state("client", "FIN_WAIT2", within=PROMPT_S)
     pair.expect_orphan_fin_wait2("client", why="now an orphan")
-    gone = pair.wait_gone("client", within=2.0)
+    gone = pair.wait_gone("client", within=wait_s(timer_window(1.0, "sock_diag")))
     pair.expect_duration("FIN_WAIT2 lifetime after close()", closed.t, gone, timer_window(1.0, "sock_diag"),
                          "sock_diag")
     _observe_close_wait(pair, entered)
@@ -495,9 +495,9 @@ def test_keepalive_against_dead_peer_probes_then_resets_with_etimedout(pair):
     synack = pair.wire.expect("server", "SA", within=PROMPT_S, since=pair.t0)
     _keepalive(pair.client, idle, intvl, cnt)
     pair.drop(towards="server", name="blackhole")
-    probes = [pair.wire.expect("client", "A", seq=0, len=0, within=idle + intvl * cnt + 1.0, since=synack.ts)
-              for _ in range(cnt)]
-    rst = pair.wire.expect("client", "RA", seq=1, within=intvl * 1.5 + 0.5, since=probes[-1].ts)
+    last_probe = wait_s(chain_window(idle + intvl * (cnt - 1), timers=cnt))
+    probes = [pair.wire.expect("client", "A", seq=0, len=0, within=last_probe, since=synack.ts) for _ in range(cnt)]
+    rst = pair.wire.expect("client", "RA", seq=1, within=wait_s(timer_window(intvl)), since=probes[-1].ts)
     pair.expect_duration("idle time before the first probe", synack.ts, probes[0].ts, timer_window(idle), "wire")
     for a, b in itertools.pairwise(probes):
         pair.expect_duration("probe interval", a.ts, b.ts, timer_window(intvl), "wire")
@@ -523,8 +523,8 @@ def test_keepalive_probes_in_close_wait_and_resets_a_dead_peer(pair):
     pair.wait_state("server", "CLOSE_WAIT", within=PROMPT_S)
     pair.expect_state("server", "CLOSE_WAIT", timer="keepalive")
     pair.drop(towards="client", name="blackhole")
-    probe = pair.wire.expect("server", "A", seq=0, len=0, within=2.0, since=fin.ts)
-    rst = pair.wire.expect("server", "RA", seq=1, within=2.0, since=probe.ts)
+    probe = pair.wire.expect("server", "A", seq=0, len=0, within=wait_s(timer_window(1.0)), since=fin.ts)
+    rst = pair.wire.expect("server", "RA", seq=1, within=wait_s(timer_window(1.0)), since=probe.ts)
     pair.expect_duration("idle time before the probe", fin.ts, probe.ts, timer_window(1.0), "wire")
     pair.expect_duration("probe to RST", probe.ts, rst.ts, timer_window(1.0), "wire")
     pair.wait_gone("server", within=PROMPT_S)
