@@ -112,6 +112,7 @@ def test_passive_close_close_wait_last_ack_gone(pair):
     The client's ACK of the server's FIN is dropped once, so LAST_ACK lasts long enough to be read (with
     its retransmission timer); when the ACK gets through, the socket is gone at once (no TIME_WAIT on the
     passive side)."""
+    pair.requires_time_wait("client", why="its orphaned FIN_WAIT2 ACKs the server's FIN")
     pair.client.close()
     pair.wire.expect("client", "FA", within=PROMPT_S)
     pair.wait_state("server", "CLOSE_WAIT", within=PROMPT_S)

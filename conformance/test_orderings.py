@@ -229,10 +229,12 @@ def _data_after_close(pair, how):
     (5.8+, 5.4.251+, 4.19.291+) it is above TCP_TIMEWAIT_LEN and the orphan stays a full socket on the keepalive
     timer; before, 100 > tcp_fin_timeout (60 s) was replaced by 0 and the orphan is a timewait sock like any."""
     if how == "orphan-fin-wait2":
+        pair.requires_time_wait("client", why="the orphaned FIN_WAIT2 that takes the data is a timewait sock")
         orphan = pair.orphan_fin_wait2("client")
         return DATA_AFTER_CLOSE[how] if orphan.timer == "timewait" else FULL_SOCKET_FIN_WAIT2
     if DATA_AFTER_CLOSE[how] is not None:
         return DATA_AFTER_CLOSE[how]
+    pair.requires_time_wait("client", why="the TCP_LINGER2 orphan ends as a timewait sock")
     rule = pair.kernel_expectation(TCP_LINGER2_LIMIT)
     fin_timeout = int(pair.namespaces["client"].sysctl_get("net.ipv4.tcp_fin_timeout"))
     pair.expect_equal("getsockopt(TCP_LINGER2)", pair.client.sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_LINGER2),

@@ -18,7 +18,7 @@ from fixtures.tcp_model import (
     death_after_series,
     orphan_retries_effective,
 )
-from fixtures.tolerance import PROMPT_S, chain_window, timer_window, wait_s
+from fixtures.tolerance import PROMPT_S, chain_window, prompt_window, timer_window, wait_s
 from fixtures.versions import UNTESTABLE
 
 RTO_MIN_SYSCTL = "net.ipv4.tcp_rto_min_us"  # per-namespace since 6.11
@@ -92,6 +92,7 @@ def test_orphaned_fin_wait2_lives_tcp_fin_timeout(pair, fin_timeout):
     RFC 9293 lets FIN-WAIT-2 wait forever; Linux bounds an orphan: when the ACK of its FIN arrives,
     tcp_rcv_state_process() hands it to tcp_time_wait(sk, TCP_FIN_WAIT2, tcp_fin_time()), a TIME_WAIT
     mini-socket in the FIN_WAIT2 substate (timer timewait) that is dropped silently when it expires."""
+    pair.requires_time_wait("client", why="the orphaned FIN_WAIT2 ends as a timewait sock")
     pair.sysctl("net.ipv4.tcp_fin_timeout", fin_timeout)
     pair.client.close()
     fin = pair.wire.expect("client", "FA", within=PROMPT_S)
@@ -119,6 +120,7 @@ def test_tcp_linger2_overrides_tcp_fin_timeout(pair, fin_timeout, linger2):
     the value back in seconds. Longer than tcp_fin_timeout is kernel-keyed (tcp_linger2_limit): since 5.8
     (and 5.4.251, 4.19.291 stable) the limit is TCP_FIN_TIMEOUT_MAX and 2 s is kept; before, a value above
     tcp_fin_timeout was replaced by 0, read back and lived as tcp_fin_timeout (1 s)."""
+    pair.requires_time_wait("client", why="the orphaned FIN_WAIT2 ends as a timewait sock")
     pair.sysctl("net.ipv4.tcp_fin_timeout", fin_timeout)
     rule = pair.kernel_expectation(TCP_LINGER2_LIMIT)
     readback, lifetime = rule.readback_s(linger2, fin_timeout), rule.fin_wait2_s(linger2, fin_timeout)
@@ -187,6 +189,7 @@ def test_tcp_linger2_above_timewait_len_runs_on_keepalive_timer_and_is_capped(pa
     kernel-keyed (tcp_linger2_limit): since 5.8 (and 5.4.251, 4.19.291 stable) do_tcp_setsockopt() clamps it
     to TCP_FIN_TIMEOUT_MAX (120 s); before, a value above tcp_fin_timeout (60 s by default) was replaced by 0,
     getsockopt() read tcp_fin_timeout back and the orphan was a timewait sock living tcp_fin_timeout."""
+    pair.requires_time_wait("client", why="the orphaned FIN_WAIT2 ends as a timewait sock")
     fin_timeout = _fin_timeout_s(pair)
     rule = pair.kernel_expectation(TCP_LINGER2_LIMIT)
     readback, lifetime = rule.readback_s(linger2, fin_timeout), rule.fin_wait2_s(linger2, fin_timeout)
@@ -217,6 +220,7 @@ def test_orphaned_fin_wait2_lives_at_least_three_and_a_half_rto(lab):
 
     tcp_fin_time() raises the timeout to (rto << 2) - (rto >> 1) so that a peer's FIN retransmitted after
     a lost one still finds the socket. With tcp_rto_min_us 400 ms the RTO is ~404 ms: ~1.41 s > 1 s."""
+    lab.requires_time_wait("client", why="the orphaned FIN_WAIT2 is a timewait sock")
     _need_rto_min(lab)
     lab.connect()
     rto = lab.client.rto_s()
@@ -251,6 +255,7 @@ def test_half_closed_connection_has_no_timer_until_close(pair):
     (Linux has no CLOSE_WAIT timer; only close() or keepalive ends it). Once the FIN_WAIT2 side is
     close()d, __tcp_close() hands it to tcp_time_wait() with tcp_fin_time(): it ends tcp_fin_timeout
     later, while the CLOSE_WAIT peer stays as it is."""
+    pair.requires_time_wait("client", why="the orphaned FIN_WAIT2 ends as a timewait sock")
     pair.client.shutdown("SHUT_WR")
     fin = pair.wire.expect("client", "FA", within=PROMPT_S)
     pair.wire.expect("server", "A", ack=fin.seq + 1, within=PROMPT_S)
@@ -290,6 +295,11 @@ def test_orphaned_fin_wait2_lifetime_follows_the_configuration(pair, closer):
     active.close()
     fin = pair.wire.expect(closer, "FA", within=PROMPT_S)
     ack = pair.wire.expect(peer, "A", ack=fin.seq + 1, within=PROMPT_S)
+    if model.timer == "timewait" and not pair.time_wait_kept(closer):
+        gone = pair.wait_gone(closer, within=PROMPT_S, why="tcp_max_tw_buckets 0: no timewait sock for the orphan")
+        pair.expect_duration("orphaned FIN_WAIT2 lifetime from the ACK of its FIN", ack, gone, prompt_window(),
+                             "sock_diag", why="no timewait sock: the orphan ends at once")
+        return
     pair.wait_state(closer, "FIN_WAIT2", within=PROMPT_S)
     read = pair.expect_orphan_fin_wait2(closer)
     pair.expect_timer(f"orphaned FIN_WAIT2 {model.timer} timer from the ACK of its FIN", ack, read,
