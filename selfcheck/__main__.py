@@ -5,6 +5,8 @@ must pass, and differ from the default run on exactly the cases it lists), then 
     python3 -m selfcheck                      # as root; ~2 min per run on a 2-core machine
     python3 -m selfcheck --only no-time-wait  # one tuning (and the A/A pair)
     python3 -m selfcheck --runs DIR           # keep the runs there (default reports/runs/selfcheck-<time>)
+    python3 -m selfcheck --reuse DIR          # decide again from the runs already in DIR (e.g. after editing
+                                              # tunings.toml); runs nothing
 
 Exit 0 when every row is right; 1 on any false difference, missed difference, A/A difference or failing tuned
 run; 2 on bad input. The latest table is saved as reports/runs/selfcheck-latest.json, which every later run's
@@ -70,13 +72,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", action="append", default=[], metavar="PROFILE")
     ap.add_argument("--runs", type=Path, default=None)
     ap.add_argument("-n", "--workers", default="auto")
+    ap.add_argument("--reuse", type=Path, default=None, metavar="DIR")
     args = ap.parse_args(argv)
     tunings = load_tunings(args.only)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    runs = (args.runs or REPO / "reports" / "runs" / f"selfcheck-{stamp}").resolve()
+    runs = (args.reuse or args.runs or REPO / "reports" / "runs" / f"selfcheck-{stamp}").resolve()
     runs.mkdir(parents=True, exist_ok=True)
     baseline, again = runs / "default-A", runs / "default-B"
-    timings = {"default-A": run_suite(baseline, args.workers, []), "default-B": run_suite(again, args.workers, [])}
+
+    def suite(run_dir: Path, extra: list[str]) -> float:
+        return 0.0 if args.reuse else run_suite(run_dir, args.workers, extra)
+
+    timings = {"default-A": suite(baseline, []), "default-B": suite(again, [])}
     rows = []
     try:
         aa, aa_failed = differing(baseline, again)
@@ -87,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
                      "verdict": "ok" if not aa and not aa_failed and not base_failed else "FAIL"})
         for t in tunings:
             run_dir = runs / t["profile"]
-            timings[t["profile"]] = run_suite(run_dir, args.workers, ["--profile", t["profile"]])
+            timings[t["profile"]] = suite(run_dir, ["--profile", t["profile"]])
             diff, failed = differing(baseline, run_dir)
             expected = {cid for cid in load_run(baseline).case_map() if matches(cid, t["cases"])}
             false, missed = diff - expected, expected - diff
