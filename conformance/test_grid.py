@@ -33,9 +33,9 @@ def _counted(lab, before: dict[str, int], counter: str, n: int, why: str = "") -
 def configured(lab, cell):  # type: ignore[no-untyped-def]
     """The cell as the configuration in force implies: an RST at rcv_nxt kills a TIME_WAIT unless tcp_rfc1337 is 1
     (tcp_timewait_state_process() then ignores it and the TIME_WAIT stays)."""
-    if cell.state == "time-wait" and cell.probe.segment.startswith("rst") and cell.after == "CLOSED":
-        if lab.cfg("net.ipv4.tcp_rfc1337", "client", why="whether an RST kills the TIME_WAIT"):
-            return dataclasses.replace(cell, answer="-", after="TIME_WAIT")
+    kills = cell.state == "time-wait" and cell.probe.segment.startswith("rst") and cell.after == "CLOSED"
+    if kills and lab.cfg("net.ipv4.tcp_rfc1337", "client", why="whether an RST kills the TIME_WAIT"):
+        return dataclasses.replace(cell, answer="-", after="TIME_WAIT")
     return cell
 
 
