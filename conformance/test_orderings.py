@@ -55,7 +55,7 @@ def test_active_close_every_state_on_both_sides(pair, closer):
     pair.wait_state(peer, "CLOSE_WAIT", within=PROMPT_S)
     again = pair.wire.expect(closer, "FA", seq=fin.seq, within=window.high_s, since=fin.ts)
     pair.expect_duration("FIN resent in FIN_WAIT1 (loss probe)", fin.ts, again.ts, window, "wire")
-    ack = pair.wire.expect(peer, "A", ack=fin.seq + 1, within=PROMPT_S, why="dropped as well")
+    ack = pair.wire.expect(peer, "A", ack=fin.seq + 1, within=PROMPT_S, since=again.ts, why="dropped as well")
     pair.wire.allow(closer, "FA", seq=fin.seq, why="resent again if the rule change is slower than its timer")
     pair.undrop(towards=closer, name="acks-to-closer")
     if pair.state(closer).state == "FIN_WAIT1":  # a later resend's ACK may already have got through
@@ -79,7 +79,8 @@ def test_active_close_every_state_on_both_sides(pair, closer):
     pair.expect_state(peer, "LAST_ACK", timer="retrans")
     again = pair.wire.expect(peer, "FA", seq=last.seq, within=window.high_s, since=last.ts)
     pair.expect_duration("FIN resent in LAST_ACK (loss probe)", last.ts, again.ts, window, "wire")
-    ack = pair.wire.expect(closer, "A", ack=last.seq + 1, within=PROMPT_S, why="TIME_WAIT answers the resent FIN")
+    ack = pair.wire.expect(closer, "A", ack=last.seq + 1, within=PROMPT_S, since=again.ts,
+                           why="TIME_WAIT answers the resent FIN")
     pair.wire.allow(peer, "FA", seq=last.seq, why="resent again if the rule change is slower than its timer")
     pair.undrop(towards=peer, name="acks-to-peer")
     if pair.state(peer).state == "LAST_ACK":  # a later resend's ACK may already have got through

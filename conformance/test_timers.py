@@ -16,6 +16,7 @@ from fixtures.kernel_changes import TCP_LINGER2_LIMIT
 from fixtures.references import reference
 from fixtures.tcp_model import (
     death_after_series,
+    fin_time_s,
     orphan_retries_effective,
 )
 from fixtures.tolerance import PROMPT_S, chain_window, prompt_window, timer_window, wait_s
@@ -94,18 +95,19 @@ def test_orphaned_fin_wait2_lives_tcp_fin_timeout(pair, fin_timeout):
     mini-socket in the FIN_WAIT2 substate (timer timewait) that is dropped silently when it expires."""
     pair.requires_time_wait("client", why="the orphaned FIN_WAIT2 ends as a timewait sock")
     pair.sysctl("net.ipv4.tcp_fin_timeout", fin_timeout)
+    lifetime = fin_time_s(fin_timeout, 0, pair.client.rto_s())  # the 3.5 RTO floor, if the RTO is long
     pair.client.close()
     fin = pair.wire.expect("client", "FA", within=PROMPT_S)
     ack = pair.wire.expect("server", "A", ack=fin.seq + 1, within=PROMPT_S)
     pair.wait_state("client", "FIN_WAIT2", within=PROMPT_S)
     pair.expect_state("client", "FIN_WAIT2", timer="timewait", why="an orphan FIN_WAIT2 is a timewait sock")
     try:
-        gone = pair.wait_gone("client", within=wait_s(timer_window(fin_timeout, "sock_diag")))
+        gone = pair.wait_gone("client", within=wait_s(timer_window(lifetime, "sock_diag")))
     finally:
         path = pair.states_seen("client")
         pair.observe(Key.FIN_WAIT2_UNANSWERED_STATES, path,
                      f"orphan FIN_WAIT2, peer never sends FIN (tcp_fin_timeout {fin_timeout}): {' -> '.join(path)}")
-    pair.expect_duration("orphan FIN_WAIT2 lifetime", ack.ts, gone, timer_window(fin_timeout, "sock_diag"),
+    pair.expect_duration("orphan FIN_WAIT2 lifetime", ack.ts, gone, timer_window(lifetime, "sock_diag"),
                          "sock_diag")
     pair.wire.expect_no("client", during=gone - ack.ts + 0.05, since=ack.ts, why="it vanishes without sending anything")
 
@@ -124,6 +126,7 @@ def test_tcp_linger2_overrides_tcp_fin_timeout(pair, fin_timeout, linger2):
     pair.sysctl("net.ipv4.tcp_fin_timeout", fin_timeout)
     rule = pair.kernel_expectation(TCP_LINGER2_LIMIT)
     readback, lifetime = rule.readback_s(linger2, fin_timeout), rule.fin_wait2_s(linger2, fin_timeout)
+    lifetime = fin_time_s(lifetime, 0, pair.client.rto_s())  # tcp_fin_time()'s 3.5 RTO floor
     pair.client.setsockopt(socket.IPPROTO_TCP, socket.TCP_LINGER2, linger2, f"TCP_LINGER2 {linger2}")
     pair.expect_equal("getsockopt(TCP_LINGER2)", pair.client.sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_LINGER2),
                       readback, why=rule.describe())
@@ -267,12 +270,13 @@ def test_half_closed_connection_has_no_timer_until_close(pair):
     pair.expect_state("client", "FIN_WAIT2", timer="none", why=f"fd open, {watch:.2f} s after the FIN")
     _observe_close_wait(pair, entered)
     pair.expect_state("server", "CLOSE_WAIT", timer="none", why=f"{watch:.2f} s after the FIN")
+    lifetime = fin_time_s(1, 0, pair.client.rto_s())  # tcp_fin_timeout 1, or the 3.5 RTO floor
     pair.client.close()
     closed = pair.log.last("client", "close")
     pair.wait_state("client", "FIN_WAIT2", within=PROMPT_S)
     pair.expect_orphan_fin_wait2("client", why="now an orphan")
-    gone = pair.wait_gone("client", within=wait_s(timer_window(1.0, "sock_diag")))
-    pair.expect_duration("FIN_WAIT2 lifetime after close()", closed.t, gone, timer_window(1.0, "sock_diag"),
+    gone = pair.wait_gone("client", within=wait_s(timer_window(lifetime, "sock_diag")))
+    pair.expect_duration("FIN_WAIT2 lifetime after close()", closed.t, gone, timer_window(lifetime, "sock_diag"),
                          "sock_diag")
     _observe_close_wait(pair, entered)
     pair.expect_state("server", "CLOSE_WAIT", timer="none", why="nothing ever times out a CLOSE_WAIT")
