@@ -130,3 +130,14 @@ def test_a_fin_acknowledged_by_a_fin_or_by_a_pure_ack_reads_the_same():
 def test_window_updates_and_duplicate_acks_between_kernels_are_timing():
     updates = [seg(0.15, "client", "A", 1, 1), seg(0.16, "client", "A", 1, 1), seg(0.17, "client", "A", 1, 1)]
     assert fingerprint(case([*HANDSHAKE, *CLOSE]))[0] == fingerprint(case([*HANDSHAKE, *updates, *CLOSE]))[0]
+
+
+def test_counter_deltas_are_behaviour_other_values_by_name():
+    def with_value(what: str, expected: str) -> dict:
+        return case(HANDSHAKE, checks=[{"kind": "value", "what": what, "expected": expected, "ok": True,
+                                        "params": {}}])
+
+    assert fingerprint(with_value("nstat client TcpExtTCPLossProbes delta", "1"))[0] != \
+        fingerprint(with_value("nstat client TcpExtTCPLossProbes delta", "0"))[0]
+    assert fingerprint(with_value("bytes the server read", "65536"))[0] == \
+        fingerprint(with_value("bytes the server read", "61440"))[0]
