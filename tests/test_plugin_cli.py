@@ -112,7 +112,8 @@ def test_nothing_left_after_a_failing_case(tmp_path):
     assert all("deliberate failure" in c["message"] for c in results["cases"])
 
 
-@pytest.mark.parametrize(("sig", "workers"), [(signal.SIGINT, "0"), (signal.SIGKILL, "0"), (signal.SIGKILL, "2")])
+@pytest.mark.parametrize(("sig", "workers"), [(signal.SIGINT, "0"), (signal.SIGKILL, "0"), (signal.SIGINT, "2"),
+                                             (signal.SIGTERM, "2"), (signal.SIGKILL, "2")])
 def test_nothing_left_after_interrupt(sig, workers, tmp_path):
     (tmp_path / "test_scenarios.py").write_text(SCENARIOS)
     mark = tmp_path / "inside"
