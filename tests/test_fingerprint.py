@@ -76,7 +76,7 @@ def test_retransmissions_counted_only_when_a_timer_bounds_them():
     assert fingerprint_data(case([*HANDSHAKE, fin, *resends], dead, end=2.0))["segments"]["1"] == \
         ["c>FA(resent 2)"]
     acked = case([*HANDSHAKE, fin, *resends, seg(0.81, "server", "A", 1, 2)], end=2.0)
-    assert fingerprint_data(acked)["segments"]["1"][0] == "c>FA(resent 2)"
+    assert fingerprint_data(acked)["segments"]["1"][0] == "c>FA"  # the ACK's timing decided the count
 
 
 def test_state_path_keeps_held_and_asserted_states_not_blips():
