@@ -132,8 +132,10 @@ def test_fin_in_fin_wait1_goes_closing(pair, held):
                              why="the lost FIN is resent (and dropped again)")
     pair.expect_duration("lost FIN resent (loss probe)", fin.ts, again.ts, window, "wire")
     pair.expect_state(held, "CLOSING")
+    pair.wire.allow(held, "FA", seq=fin.seq, why="resent again if the rule change is slower than its timer")
     pair.undrop(towards=other, name="held-fin")
-    pair.replay(again)
+    if pair.state(held).state == "CLOSING":  # a later resend may already have got through
+        pair.replay(again)
     pair.wire.expect(other, "A", ack=fin.seq + 1, within=PROMPT_S)
     pair.wait_state(held, "TIME_WAIT", within=PROMPT_S)
     pair.wait_state(other, "TIME_WAIT", within=PROMPT_S)
