@@ -33,7 +33,8 @@ def netns_in_use(pids: Iterable[int] | None = None) -> dict[str, str]:
         pids = [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()]
     found: dict[str, str] = {}
     for pid in pids:
-        for link in [*Path(f"/proc/{pid}/task").glob("*/ns/net"), *Path(f"/proc/{pid}/fd").glob("*")]:
+        # an fd first: it holds its namespace for good, while a thread's ns link moves as the thread setns()es
+        for link in [*Path(f"/proc/{pid}/fd").glob("*"), *Path(f"/proc/{pid}/task").glob("*/ns/net")]:
             try:
                 target = os.readlink(link)
             except OSError:
@@ -47,9 +48,12 @@ def netns_cookies_in_use(pids: Iterable[int] | None = None) -> set[int]:
     """The same namespaces by cookie: inode numbers are reused at once (another test's new namespace can
     get a freed one), cookies never are."""
     cookies = set()
-    for path in netns_in_use(pids).values():
+    for target, path in netns_in_use(pids).items():
         try:
-            cookies.add(cookie_of_path(path))
+            cookie = cookie_of_path(path)
+            if os.readlink(path) != target:
+                continue  # a thread's link that moved (setns) while we read it: not this namespace's cookie
+            cookies.add(cookie)
         except OSError:
             continue  # its holder went away meanwhile
     return cookies
