@@ -45,6 +45,7 @@ C_VIRTIOFSD = "/usr/lib/qemu/virtiofsd"
 UP = "@@SOCKCONF-GUEST-UP@@"
 RC = "@@SOCKCONF-GUEST-RC@@"
 RO_FAIL = "@@SOCKCONF-GUEST-RW-ROOT@@"
+ROOT_PROBE = "/.sockconf-guest-probe"  # touched in the guest; must fail on a read-only root
 # Modules udev coldplug loads in a TCG guest of a Debian cloud kernel, none of which the suite uses (seen in
 # /proc/modules after a trivial boot): KVM inside the guest, CPU-accelerated crypto and CRC (each registers
 # and self-tests its algorithms, slow under emulation), cpufreq, input and firmware-config drivers.
@@ -183,9 +184,10 @@ def guest_script(command: str, run_dir: Path, accel: str, env: dict[str, str] | 
         *(f"export {k}={shlex.quote(v)}" for k, v in exports.items()),
         f"mkdir -p {shlex.quote(str(home))}",
         f"cd {shlex.quote(str(REPO))} || exit 97",
-        # The guest must never write to the host: the repository (host root fs) has to be read-only here.
-        f"if touch {shlex.quote(str(REPO / '.sockconf-guest-probe'))} 2>/dev/null; then "
-        f"rm -f {shlex.quote(str(REPO / '.sockconf-guest-probe'))}; echo {RO_FAIL}; exit 98; fi",
+        # The guest must never write to the host: its root (the host's root fs) has to be read-only.
+        # Probe "/" itself: vng puts a guest-private overlay on /tmp, /home, /var, ... so a repository
+        # under one of those looks writable although no write would reach the host.
+        f"if touch {ROOT_PROBE} 2>/dev/null; then rm -f {ROOT_PROBE}; echo {RO_FAIL}; exit 98; fi",
         command,
         "rc=$?",
         f'echo "{RC} $rc"',

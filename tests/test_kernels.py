@@ -307,7 +307,7 @@ def test_guest_script_environment(tmp_path):
     assert "export SOCKCONF_EMULATED=tcg" in script and "export SOCKCONF_GUEST_ACCEL=tcg" in script
     assert f"export PATH={Path(sys.executable).parent}:" in script
     assert "SOCKCONF_EMULATED" not in guest.guest_script("true", tmp_path, "kvm")
-    assert guest.RO_FAIL in script  # the repository must be read-only in the guest
+    assert guest.RO_FAIL in script and f"touch {guest.ROOT_PROBE}" in script  # root must be read-only
 
 
 def test_vng_command_line(tmp_path, monkeypatch):
