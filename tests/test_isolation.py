@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -141,3 +142,60 @@ def test_state_probe_reads_the_test_namespace_from_any_thread():
         probe.close()
         listener.close()
     assert seen == [[(fam.server, 8080)]]
+
+
+@pytest.mark.parametrize("family", ["ipv4", "ipv6"])
+def test_state_lookup_finds_what_a_dump_finds(family: str) -> None:
+    """The probe asks for one socket by its four-tuple (a hash lookup, not a dump of the machine-wide table): it must
+    answer as a dump does for a listener, a connection, a half-open request, a TIME_WAIT sock and a gone one."""
+    import socket
+    import struct
+
+    from fixtures.states import StateProbe
+
+    fam = FAMILIES[family]
+    with Topology() as topo:
+        listener = topo.listen(fam, backlog=4)
+        client = topo.client_ns.socket(fam.af)
+        client.bind((fam.client, 0))
+        client.connect((fam.server, 8080))
+        conn, _ = listener.accept()
+        port = client.getsockname()[1]
+        closer = topo.client_ns.socket(fam.af)
+        closer.bind((fam.client, 0))
+        closer.connect((fam.server, 8080))
+        time_wait_port = closer.getsockname()[1]
+        closer.shutdown(socket.SHUT_RDWR)
+        closed_peer, _ = listener.accept()
+        closed_peer.close()
+        closer.close()
+        reset = topo.client_ns.socket(fam.af)  # reset by the server: CLOSE, its fd open, no longer hashed
+        reset.bind((fam.client, 0))
+        reset.connect((fam.server, 8080))
+        reset_peer, _ = listener.accept()
+        reset_peer.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        reset_peer.close()
+        half_open = topo.client_ns.socket(fam.af)
+        Faults(topo.client_ns).drop_flags("synacks", has="SA")  # the half-open one stays a request sock
+        half_open.bind((fam.client, 0))
+        half_open.setblocking(False)
+        with contextlib.suppress(BlockingIOError):
+            half_open.connect((fam.server, 8080))
+        time.sleep(0.05)  # (the FINs and the half-open SYN reach the server)
+        looked, dumped = (StateProbe(topo.server_ns, fam.af, fam.server, fam.client),
+                          StateProbe(topo.server_ns, fam.af))
+        client_looked = StateProbe(topo.client_ns, fam.af, fam.client, fam.server)
+        client_dumped = StateProbe(topo.client_ns, fam.af)
+        try:
+            asked = [(8080, None), (8080, port), (8080, half_open.getsockname()[1]), (8080, 1)]
+            answers = [(looked.find(*a).state, dumped.find(*a).state) for a in asked]
+            for port_asked in (time_wait_port, reset.getsockname()[1]):
+                answers.append((client_looked.find(port_asked, 8080).state,
+                                client_dumped.find(port_asked, 8080).state))
+        finally:
+            for probe in (looked, dumped, client_looked, client_dumped):
+                probe.close()
+            for sock in (client, conn, half_open, listener, reset):
+                sock.close()
+    assert answers == [("LISTEN", "LISTEN"), ("ESTABLISHED", "ESTABLISHED"), ("SYN_RECV", "SYN_RECV"),
+                       ("CLOSED", "CLOSED"), ("TIME_WAIT", "TIME_WAIT"), ("CLOSED", "CLOSED")]
