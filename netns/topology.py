@@ -12,7 +12,8 @@ import socket
 import time
 from contextlib import ExitStack
 
-from pyroute2.ethtool import Ethtool
+from pyroute2 import IPRoute
+from pyroute2.ethtool.ioctl import IoctlEthtool
 
 from netns.addresses import Family
 from netns.namespace import Namespace, NamespaceError
@@ -21,7 +22,10 @@ IFA_F_NODAD = 0x02
 IFA_F_TENTATIVE = 0x40
 CLIENT_IF = "c0"
 SERVER_IF = "s0"
-CLIENT_IFINDEX = 10  # distinct from the peer's (which counts from 2 in its own namespace)
+CLIENT_IFINDEX = 10  # the two ends' ifindexes differ: the same index on both ends stalls the carrier (FIELD-NOTES)
+SERVER_IFINDEX = 2  # what a fresh namespace gives its first link after lo (checked when the link is read)
+LOOPBACK_IFINDEX = 1
+MAC = {"client": "02:5c:00:00:00:01", "server": "02:5c:00:00:00:02"}  # locally administered, the same every case
 OFFLOADS_OFF = (
     "tx-tcp-segmentation",
     "tx-tcp6-segmentation",
@@ -29,6 +33,7 @@ OFFLOADS_OFF = (
     "tx-checksum-ip-generic",
     "rx-gro",
 )
+IFNAMES = {"client": CLIENT_IF, "server": SERVER_IF}
 READY_TIMEOUT_S = 5.0
 
 
@@ -64,48 +69,51 @@ class Topology:
         self.close()
 
     def _build(self) -> None:
+        """One rtnetlink socket per namespace for the whole build: the veth pair is created with both ends'
+        ifindexes and MAC addresses (nothing to look up afterwards), then addresses, links up, offloads off."""
         from netns.addresses import IPV4, IPV6
 
-        with self.client_ns.iproute() as ipr:
-            ipr.link("add", ifname=CLIENT_IF, kind="veth", index=CLIENT_IFINDEX,
-                     peer={"ifname": SERVER_IF, "net_ns_fd": self.server_ns.fd})
-        self.ifindex = {"client": CLIENT_IFINDEX}
-        self.mac: dict[str, str] = {}
-        for side, ifname in (("client", CLIENT_IF), ("server", SERVER_IF)):
-            ns = self.namespaces[side]
-            with ns.iproute() as ipr:
-                (idx,) = ipr.link_lookup(ifname=ifname)
-                self.ifindex[side] = idx
-                self.mac[side] = ipr.get_links(idx)[0].get("IFLA_ADDRESS")
-                self._offloads_off(ifname)
+        with self.client_ns.iproute() as client, self.server_ns.iproute() as server:
+            rtnl = {"client": client, "server": server}
+            client.link("add", ifname=CLIENT_IF, kind="veth", index=CLIENT_IFINDEX, address=MAC["client"],
+                        peer={"ifname": SERVER_IF, "address": MAC["server"], "net_ns_fd": self.server_ns.fd})
+            self.ifindex = {"client": CLIENT_IFINDEX, "server": SERVER_IFINDEX}
+            self.mac = dict(MAC)
+            for side, ifname in (("client", CLIENT_IF), ("server", SERVER_IF)):
+                ipr = rtnl[side]
+                self.namespaces[side].call(self._offloads_off, ifname)
                 for fam in (IPV4, IPV6):
                     addr = fam.client if side == "client" else fam.server
-                    ipr.addr("add", index=idx, address=addr, prefixlen=fam.prefixlen, flags=IFA_F_NODAD)
-                (lo,) = ipr.link_lookup(ifname="lo")
-                ipr.link("set", index=lo, state="up")
-                ipr.link("set", index=idx, state="up")
-        self._wait_ready()
+                    ipr.addr("add", index=self.ifindex[side], address=addr, prefixlen=fam.prefixlen,
+                             flags=IFA_F_NODAD)
+                ipr.link("set", index=LOOPBACK_IFINDEX, state="up")
+                ipr.link("set", index=self.ifindex[side], state="up")
+            self._wait_ready(rtnl)
 
     @staticmethod
     def _offloads_off(ifname: str) -> None:
-        ethtool = Ethtool()
+        """The ethtool ioctls (pyroute2's IoctlEthtool: its netlink Ethtool decodes every feature and link mode
+        first, ~10 ms per interface), in the calling thread's namespace."""
+        ethtool = IoctlEthtool(ifname)
         try:
-            features = ethtool.get_features(ifname)
+            features = ethtool.get_features()
             for name in OFFLOADS_OFF:
-                if name in features.features:
-                    features.features[name].enable = False
-            ethtool.set_features(ifname, features)
+                if name in features:
+                    features[name] = False
+            ethtool.set_features(features)
         finally:
             ethtool.close()
 
-    def _wait_ready(self) -> None:
+    def _wait_ready(self, rtnl: dict[str, IPRoute]) -> None:
         deadline = time.monotonic() + READY_TIMEOUT_S
         pending = dict(self.ifindex)
         while pending:
             for side, idx in list(pending.items()):
-                with self.namespaces[side].iproute() as ipr:
-                    link = ipr.get_links(idx)[0]
-                    addrs = ipr.get_addr(index=idx)
+                link = rtnl[side].get_links(idx)[0]
+                if link.get("IFLA_IFNAME") != IFNAMES[side]:
+                    raise NamespaceError(f"ifindex {idx} in the {side} namespace is {link.get('IFLA_IFNAME')}, "
+                                         f"not {IFNAMES[side]}")
+                addrs = rtnl[side].get_addr(index=idx)
                 up = link.get("IFLA_OPERSTATE") == "UP" and link.get("IFLA_QDISC") not in (None, "noop")
                 tentative = any(a["flags"] & IFA_F_TENTATIVE or
                                 (a.get("IFA_FLAGS") or 0) & IFA_F_TENTATIVE for a in addrs)
