@@ -42,7 +42,10 @@ class Capture:
     def __init__(self, ns: Namespace, ifname: str) -> None:
         self.ns = ns
         self.ifname = ifname
-        self._sock = ns.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+        # protocol 0: the socket hears nothing until bind() names the interface and ETH_P_ALL; created with
+        # ETH_P_ALL it would hear every interface at once, and bind() would first unhook it (an RCU grace period,
+        # ~15 ms per case)
+        self._sock = ns.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
         try:
             self._sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, RCVBUF_BYTES)
             self._sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
