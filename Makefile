@@ -6,6 +6,8 @@ PYTHON ?= python3
 PYTEST  = $(PYTHON) -m pytest
 APT_PACKAGES = iproute2 nftables ethtool tcpdump libpcap0.8 util-linux procps chromium chromium-driver \
                qemu-system-x86 busybox-static kmod udev
+# auto: sockconf's choice (fixtures/ordering.py): WORKERS_PER_CPU workers per core on the host, more than cores since a
+# case waiting on a kernel timer holds no CPU and the longest start first; one per core in an emulated guest.
 WORKERS ?= auto
 KERNEL ?= host
 KERNELS ?= host debian:6.1 debian:6.12
@@ -14,7 +16,7 @@ MATRIX_ARGS ?=
 export PIP_BREAK_SYSTEM_PACKAGES = 1
 export PIP_DISABLE_PIP_VERSION_CHECK = 1
 
-.PHONY: setup apt pip test quick report lint bench clean guest-smoke bench-kernels selfcheck matrix
+.PHONY: setup apt pip test quick report lint bench clean guest-smoke bench-kernels selfcheck matrix durations
 
 setup: apt pip
 
@@ -59,7 +61,13 @@ lint:
 	$(PYTHON) -m ruff check .
 
 bench:
-	$(PYTHON) bench/bench_harness.py
+	$(PYTHON) bench/bench_harness.py --workers $(WORKERS)
+
+# Refresh conformance/durations.json (the expected durations the longest-first order reads) from a full run.
+durations:
+	rm -rf build/durations-run
+	-$(PYTEST) -n $(WORKERS) conformance --results-dir build/durations-run --no-report -q
+	$(PYTHON) -m fixtures.ordering refresh build/durations-run
 
 clean:
 	rm -rf reports/runs build *.egg-info

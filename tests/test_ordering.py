@@ -1,0 +1,104 @@
+"""Longest first (fixtures/ordering.py): expected durations, and the xdist scheduler driven with fake workers."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from fixtures import ordering
+
+
+class FakeConfig:
+    def __init__(self, workers: int) -> None:
+        self.values = {"tx": [f"{workers}*popen"], "maxschedchunk": None, "dist": "load"}
+
+    def getvalue(self, name: str) -> object:
+        return self.values[name]
+
+    getoption = getvalue
+
+
+class FakeNode:
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.gateway = type("Gateway", (), {"id": name})()
+        self.shutting_down = False
+        self.sent: list[int] = []
+
+    def send_runtest_some(self, indices: list[int]) -> None:
+        self.sent.extend(indices)
+
+    def shutdown(self) -> None:
+        self.shutting_down = True
+
+
+@pytest.fixture
+def durations(monkeypatch: pytest.MonkeyPatch) -> dict[str, float]:
+    known = {"long-a": 110.0, "long-b": 60.0, "mid": 3.0, **{f"short-{i}": 0.1 for i in range(8)}}
+    monkeypatch.setattr(ordering, "known_durations", lambda: known)
+    return known
+
+
+def test_expected_duration_is_the_measured_one_else_a_guess(durations: dict[str, float]) -> None:
+    assert ordering.expected_s("long-a") == 110.0
+    assert ordering.expected_s("new-slow-case", slow=True) == ordering.SLOW_GUESS_S
+    assert ordering.expected_s("new-case") == 0.1  # the median of what is known
+
+
+def _scheduled(durations: dict[str, float], workers: int) -> tuple[object, list[FakeNode], list[str]]:
+    collection = sorted(durations, key=lambda n: -durations[n])  # as every worker orders it
+    sched = ordering.make_scheduler(FakeConfig(workers), None)
+    nodes = [FakeNode(f"gw{i}") for i in range(workers)]
+    for node in nodes:
+        sched.add_node(node)
+        sched.add_node_collection(node, collection)
+    sched.schedule()
+    return sched, nodes, collection
+
+
+def test_the_longest_cases_start_first_on_different_workers(durations: dict[str, float]) -> None:
+    _, nodes, collection = _scheduled(durations, 2)
+    firsts = [collection[n.sent[0]] for n in nodes]
+    assert firsts == ["long-a", "long-b"]
+
+
+def test_behind_a_long_case_waits_a_short_one_not_another_long_one(durations: dict[str, float]) -> None:
+    _, nodes, collection = _scheduled(durations, 2)
+    for node in nodes:
+        assert len(node.sent) == 2  # xdist needs the next case to run one
+        assert durations[collection[node.sent[1]]] == 0.1
+
+
+def test_every_case_is_handed_out_once_and_workers_stop_when_none_is_left(durations: dict[str, float]) -> None:
+    sched, nodes, collection = _scheduled(durations, 3)
+    while any(sched.node2pending[n] for n in nodes):
+        for node in nodes:
+            if sched.node2pending[node]:
+                sched.mark_test_complete(node, sched.node2pending[node][0])
+    handed = sorted(i for n in nodes for i in n.sent)
+    assert handed == list(range(len(collection)))
+    assert all(n.shutting_down for n in nodes)
+
+
+def test_a_short_case_queued_on_a_free_worker_is_followed_by_the_longest_left(durations: dict[str, float]) -> None:
+    sched, nodes, collection = _scheduled(durations, 3)
+    third = nodes[2]  # its first case is "mid" (3 s: long enough to take a short one behind it)
+    assert collection[third.sent[0]] == "mid"
+    sched.mark_test_complete(third, third.sent[0])
+    queued_after_short = collection[third.sent[-1]]
+    assert durations[queued_after_short] == 0.1  # only short cases are left: the longest of them
+
+
+def test_refresh_writes_measured_durations_and_keeps_the_others(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "results.json").write_text(json.dumps({"cases": [
+        {"nodeid": "a", "outcome": "passed", "duration_s": 1.234},
+        {"nodeid": "b", "outcome": "skipped", "duration_s": 0.001},
+        {"nodeid": "c", "outcome": "failed", "duration_s": 61.5}]}))
+    out = tmp_path / "durations.json"
+    out.write_text(json.dumps({"cases": {"old": 2.0, "a": 9.0}}))
+    assert ordering.refresh(run, out) == 3
+    assert json.loads(out.read_text())["cases"] == {"a": 1.23, "c": 61.5, "old": 2.0}
