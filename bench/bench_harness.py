@@ -1,4 +1,4 @@
-"""Harness benchmarks (issue 2 targets). Run as root: `python3 bench/bench_harness.py [--skip-suite]`.
+"""Harness benchmarks (issue 2 and issue 11 targets). Run as root: `python3 bench/bench_harness.py [options]`.
 
 Prints:
 - topology setup time (median, p95 over --setups runs) and first-connect time;
@@ -6,9 +6,15 @@ Prints:
   segment is small and offloads are off), and the kernel's own drop counter for the capture socket;
 - clock agreement: syscall timestamps vs packet timestamps (connect -> SYN, close -> FIN), and a state
   read over sock_diag vs the packet that caused it (RST into TIME_WAIT -> socket gone);
-- the overhead of an empty test through the `pair` fixture (pytest in a subprocess, vs a bare test);
-- the wall time of the default conformance run (-m "not slow") at -n 1 and -n auto.
-Targets: setup <= 30 ms median, first connect < 1 ms, 0 lost at 50 k, clocks agree within 5 ms.
+- per-case overhead: empty cases through the `pair` fixture, each case's own duration (set-up, body, teardown:
+  namespaces, veth, capture, evidence, pcap), median and p95, at --workers and at 1 worker, and the mean cost
+  per case against bare tests;
+- the suite: the full catalogue (slow cases included) and the default selection (-m "not slow") at --workers,
+  each with its wall time, its longest case, wall / longest, the sum of case durations and its failures; then
+  the same at 1 worker for reference (--skip-serial leaves those out, --skip-full the full catalogue,
+  --skip-suite every suite run; --repeat N runs each suite measurement N times, for stability).
+Targets: setup <= 30 ms median, first connect < 1 ms, 0 lost at 50 k, clocks agree within 5 ms; full catalogue
+<= 1.3 x its longest case, default selection <= 30 s, 0 failures.
 """
 
 from __future__ import annotations
@@ -16,7 +22,6 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import re
 import socket
 import statistics
 import subprocess
@@ -25,6 +30,7 @@ import tempfile
 import textwrap
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -145,54 +151,128 @@ EMPTY = textwrap.dedent("""
 """)
 
 
-def _pytest_time(path: Path, expr: str, run_dir: Path) -> float:
+def _pytest_run(path: Path, expr: str, run_dir: Path, workers: str) -> float:
     t = time.perf_counter()
+    dist = ["-p", "no:xdist"] if workers == "1" else ["-n", workers]
     proc = subprocess.run([sys.executable, "-m", "pytest", str(path), "-q", "-k", expr, "-p", "fixtures.plugin",
-                           "-p", "no:xdist", "--rootdir", str(path.parent), "--results-dir", str(run_dir),
-                           "--no-report"], cwd=path.parent, env={**os.environ, "PYTHONPATH": str(REPO)},
-                          capture_output=True, text=True)
+                           *dist, "--rootdir", str(path.parent), "--results-dir", str(run_dir), "--no-report"],
+                          cwd=path.parent, env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True)
     if proc.returncode != 0:
         raise SystemExit(f"empty-test bench failed:\n{proc.stdout}\n{proc.stderr}")
     return time.perf_counter() - t
 
 
-def bench_empty_test(n: int) -> None:
+def _case_durations(run_dir: Path) -> list[float]:
+    import json
+
+    return [c["duration_s"] for c in json.loads((run_dir / "results.json").read_text())["cases"]]
+
+
+def bench_empty_test(n: int, workers: list[str]) -> None:
+    """Per-case overhead: each empty case's own duration (set-up + body + teardown of a lab), median and p95, and
+    the wall time per case against as many bare tests."""
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "test_empty.py"
         path.write_text(EMPTY.format(n=n, n2=2 * n))
-        pair = _pytest_time(path, "empty_pair", Path(tmp) / "a")
-        bare = _pytest_time(path, "bare", Path(tmp) / "b")
-    per = (pair - bare) / (2 * n) * 1e3
-    print(f"empty test through the pair fixture: {per:.1f} ms overhead per test "
-          f"({2 * n} tests: {pair:.2f} s vs {bare:.2f} s bare, evidence and pcap included)")
+        for w in workers:
+            pair = _pytest_run(path, "empty_pair", Path(tmp) / f"a{w}", w)
+            bare = _pytest_run(path, "bare", Path(tmp) / f"b{w}", w)
+            each = [d * 1e3 for d in _case_durations(Path(tmp) / f"a{w}")]
+            print(f"per-case overhead at {w} worker(s), {2 * n} empty cases through `pair`: median "
+                  f"{statistics.median(each):.1f} ms, p95 {pct(each, 95):.1f} ms each (set-up, body, teardown: "
+                  "evidence and pcap included)")
+            if w == "1":
+                print(f"  {(pair - bare) / (2 * n) * 1e3:.1f} ms of wall time per case ({pair:.2f} s vs {bare:.2f} s "
+                      f"for as many bare tests)")
+            else:
+                print(f"  the {w} workers' start-up (interpreter, imports, collection): {bare:.1f} s for "
+                      f"{4 * n} bare tests")
 
 
-def bench_suite(workers: str) -> None:
-    t = time.perf_counter()
+@dataclass
+class SuiteRun:
+    name: str
+    workers: str
+    wall: float
+    longest: float
+    longest_id: str
+    total: float
+    counts: dict[str, int]
+
+    @property
+    def failures(self) -> int:
+        return self.counts.get("failed", 0) + self.counts.get("error", 0)
+
+
+def run_suite(name: str, marks: list[str], workers: str) -> SuiteRun:
+    import json
+
     with tempfile.TemporaryDirectory() as tmp:
-        proc = subprocess.run([sys.executable, "-m", "pytest", "conformance", "-q", "-m", "not slow", "-n", workers,
-                               "--results-dir", tmp, "--no-report"], cwd=REPO, capture_output=True, text=True)
-    wall = time.perf_counter() - t
-    tail = [line for line in proc.stdout.splitlines() if re.search(r"\d+ (passed|failed)", line)]
-    print(f"conformance (not slow) at -n {workers}: {wall:.1f} s wall; {tail[-1] if tail else proc.stdout[-300:]}")
+        dist = ["-p", "no:xdist"] if workers == "1" else ["-n", workers]
+        t = time.perf_counter()
+        proc = subprocess.run([sys.executable, "-m", "pytest", "conformance", "-q", *marks, *dist, "--results-dir",
+                               tmp, "--no-report"], cwd=REPO, capture_output=True, text=True)
+        wall = time.perf_counter() - t
+        try:
+            results = json.loads((Path(tmp) / "results.json").read_text())
+        except (OSError, ValueError):
+            raise SystemExit(f"{name} at {workers} worker(s) left no results:\n{proc.stdout[-2000:]}"
+                             f"\n{proc.stderr[-2000:]}") from None
+    cases = results["cases"]
+    longest = max(cases, key=lambda c: c["duration_s"])
+    counts: dict[str, int] = {}
+    for c in cases:
+        counts[c["outcome"]] = counts.get(c["outcome"], 0) + 1
+    for c in cases:
+        if c["outcome"] in ("failed", "error"):
+            print(f"  {c['outcome']}: {c['id']}: {(c['message'] or '').splitlines()[0][:200]}")
+    return SuiteRun(name, workers, wall, longest["duration_s"], longest["id"], sum(c["duration_s"] for c in cases),
+                    counts)
+
+
+def show(run: SuiteRun, target: str) -> None:
+    counts = ", ".join(f"{n} {k}" for k, n in sorted(run.counts.items()))
+    print(f"{run.name} at {run.workers} worker(s): {run.wall:.1f} s wall; longest case {run.longest:.1f} s "
+          f"({run.longest_id}); wall / longest {run.wall / run.longest:.2f}; sum of case durations {run.total:.0f} s; "
+          f"{counts}  ({target})")
+
+
+def bench_suites(workers: str, full: bool, serial: bool, repeat: int) -> None:
+    plans = [("full catalogue", [], "target <= 1.3 x the longest case, 0 failures")] if full else []
+    plans.append(("default selection (not slow)", ["-m", "not slow"], "target <= 30 s, 0 failures"))
+    for w in [workers] + (["1"] if serial else []):
+        for name, marks, target in plans:
+            runs = [run_suite(name, marks, w) for _ in range(repeat)]
+            for run in runs:
+                show(run, target if w == workers else "reference")
+            if repeat > 1:
+                walls = [r.wall for r in runs]
+                print(f"  {name} at {w}: {repeat} runs, wall median {statistics.median(walls):.1f} s, max "
+                      f"{max(walls):.1f} s, failures {sum(r.failures for r in runs)}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--setups", type=int, default=60)
-    parser.add_argument("--skip-suite", action="store_true", help="do not time the conformance run")
+    parser.add_argument("--workers", default="auto", help="pytest-xdist workers for the suite runs (default auto: "
+                        "sockconf's choice, fixtures/ordering.py; the Makefile passes its WORKERS)")
+    parser.add_argument("--skip-suite", action="store_true", help="do not time conformance runs")
+    parser.add_argument("--skip-full", action="store_true", help="do not time the full catalogue (slow cases)")
+    parser.add_argument("--skip-serial", action="store_true", help="no 1-worker reference runs of the suite")
+    parser.add_argument("--suite-only", action="store_true", help="only the per-case overhead and the suite runs")
+    parser.add_argument("--repeat", type=int, default=1, help="run each suite measurement N times")
     args = parser.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("bench_harness needs root (it creates network namespaces)")
     print(f"sockconf harness bench on {os.uname().release}, {os.cpu_count()} cpus")
-    bench_setup(args.setups)
-    for n in (10_000, 50_000):
-        bench_capture(n)
-    bench_clocks(30)
-    bench_empty_test(20)
+    if not args.suite_only:
+        bench_setup(args.setups)
+        for n in (10_000, 50_000):
+            bench_capture(n)
+        bench_clocks(30)
+    bench_empty_test(20, [args.workers, "1"])
     if not args.skip_suite:
-        bench_suite("1")
-        bench_suite("auto")
+        bench_suites(args.workers, not args.skip_full, not args.skip_serial, args.repeat)
 
 
 if __name__ == "__main__":
