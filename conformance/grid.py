@@ -77,6 +77,7 @@ class Cell:
     refs: tuple[str, ...]
     rfc_answer: str = ""  # what RFC 9293 / 5961 / 1337 ask for, where Linux differs ("ANSWER>AFTER" as MEASURED)
     deviation: str = ""  # the deviation in words, with the function that makes it
+    keyed: str = ""  # the kernel-keyed expectation (fixtures/kernel_changes.py) whose value the case asserts
 
     @property
     def id(self) -> str:
@@ -265,11 +266,30 @@ def deviation(state: str, probe: Probe) -> tuple[str, str]:
     return "", ""
 
 
-def _cell(state: str, probe: Probe) -> Cell:
-    answer, _, after = MEASURED[state][probe.id].partition(">")
-    rfc, text = deviation(state, probe)
+# Cells whose answer changed with the kernel: (state, probe id) -> the KernelKeyed of fixtures/kernel_changes.py
+# (by name) whose value, an "ANSWER>AFTER" as in MEASURED, the case asserts on the running kernel; MEASURED holds
+# what this suite's reference kernel (6.18.44) answers. The deviation a keyed value brings, if any, is in
+# KEYED_DEVIATIONS.
+KEYED: dict[tuple[str, str], str] = {
+    ("established", "ack@left-ack-ahead"): "ack_of_unsent_data_in_established",
+}
+KEYED_DEVIATIONS: dict[tuple[str, str, str], tuple[str, str]] = {
+    ("established", "ack@left-ack-ahead", "->="): (
+        "CH>=", "an ACK of unsent data must be answered with an ACK (RFC 9293 §3.10.7.4 fifth check; RFC 5961 §5.2); "
+                "before 42726ec644cb tcp_ack() drops it silently in ESTABLISHED (SKB_DROP_REASON_TCP_ACK_UNSENT_DATA)"),
+}
+
+
+def _cell(state: str, probe: Probe, measured: str | None = None) -> Cell:
+    answer, _, after = (measured or MEASURED[state][probe.id]).partition(">")
+    rfc, text = KEYED_DEVIATIONS.get((state, probe.id, measured or ""), deviation(state, probe))
     return Cell(state, probe, answer, STATE_NAMES[state] if after == "=" else after, references(state, probe),
-                rfc, text)
+                rfc, text, KEYED.get((state, probe.id), ""))
+
+
+def keyed_cell(cell: Cell, value: str) -> Cell:
+    """The cell with the answer a kernel-keyed expectation gives on the running kernel ("ANSWER>AFTER")."""
+    return _cell(cell.state, cell.probe, value)
 
 
 GRID: tuple[Cell, ...] = tuple(_cell(state, probe) for state in MEASURED for probe in PROBES)
