@@ -12,10 +12,10 @@ import pytest
 
 from conformance.grid import GRID, ack_at, describe_answer, keyed_cell, seq_at
 from fixtures.kernel_changes import CHALLENGE_ACK_LIMIT
-from fixtures.versions import REGISTRY
 from fixtures.references import reference
 from fixtures.scripted import reach_state
 from fixtures.tolerance import PROMPT_S
+from fixtures.versions import REGISTRY
 
 NOTHING_S = 0.06  # the window in which "nothing" is asserted (no ACK, RST or SYN)
 CHALLENGE = "TcpExtTCPChallengeACK"
