@@ -112,12 +112,15 @@ def test_allowed_segments_and_the_scenario_window():
     assert unexpected_segments(ev, [fin_check()], [], 0.5, 1.5) == []  # the RST comes after the scenario
 
 
-def test_handshake_allowance_covers_only_the_first_syn():
-    ev = Evidence([seg(0.0, "client", "S", 0), seg(1.0, "client", "S", 0), seg(1.0, "server", "SA", 0)])
+def test_handshake_allowance_covers_the_first_syn_and_resends_nothing_answered_yet():
+    ev = Evidence([seg(0.0, "client", "S", 0), seg(1.0, "client", "S", 0), seg(1.5, "server", "SA", 0),
+                   seg(1.6, "client", "A", 1), seg(2.0, "client", "S", 0), seg(2.5, "server", "SA", 0)])
     allows = [Allow("client", "handshake", kind="handshake", client_port=40000),
               Allow("server", "handshake", kind="handshake", client_port=40000)]
     found = unexpected_segments(ev, [], allows, -1.0, 3.0)
-    assert [(s.ts, s.flags) for s in found] == [(1.0, "S")]
+    # the SYN resent at 1.0 had no SYN-ACK yet: the handshake's; the SYN after the SYN-ACK and the SYN-ACK after
+    # the ACK are not
+    assert [(s.ts, s.flags) for s in found] == [(2.0, "S"), (2.5, "SA")]
 
 
 def test_data_allowance_covers_first_transmissions_only():
