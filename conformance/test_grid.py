@@ -154,3 +154,35 @@ def test_challenge_ack_netns_limit(scripted):
     peer.expect("A", within=PROMPT_S, since=first, learn=False, why="one challenge ACK in this second")
     peer.expect_no("A", during=NOTHING_S, why="the namespace's count for this second is spent")
     _counted(lab, before, CHALLENGE, 1)
+
+
+# the scripted peer's own kernel -------------------------------------------------------------------------------
+
+CLOSED_PORT = 9  # nothing listens there in the peer's namespace
+
+
+@reference("RFC 9293 §3.10.7.1 (CLOSED: a SYN gets <SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK>)",
+           "net/ipv4/tcp_ipv4.c tcp_v4_send_reset()", "net/ipv6/tcp_ipv6.c tcp_v6_send_reset()")
+@pytest.mark.parametrize("peer", ["scripted", "none"])
+def test_the_scripted_peers_namespace_never_answers_on_its_own(lab, peer):
+    """The peer's namespace must not answer for it: with the scripted peer in place (its silence rule), a kernel's
+    SYN to a port of the peer's address where nothing listens gets no RST; without it (the control: the same
+    namespace, no peer) the peer namespace's kernel answers that SYN with an RST+ACK at once, so the silent window
+    is one in which an answer would have been seen."""
+    from fixtures.scripted import ScriptedPeer
+
+    if peer == "scripted":
+        ScriptedPeer(lab)
+    sock = lab.socket("client")
+    sock.bind((lab.family.client, 0))
+    sock.setblocking(False)
+    ep = lab.adopt("client", sock, "client")
+    lab._allow_handshake(ep.port)
+    lab.log.record("client", "connect", f"[{lab.family.server}]:{CLOSED_PORT} (O_NONBLOCK)",
+                   lambda: sock.connect_ex((lab.family.server, CLOSED_PORT)))
+    syn = lab.wire.expect("client", "S", within=PROMPT_S, why="the kernel's connect()")
+    if peer == "scripted":
+        lab.wire.expect_no("server", has="R", during=NOTHING_S * 5, since=syn.ts,
+                           why="the scripted peer's namespace drops its own kernel's TCP output")
+    else:
+        lab.wire.expect("server", "RA", within=PROMPT_S, since=syn.ts, why="a closed port answers a SYN")
