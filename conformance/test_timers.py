@@ -507,8 +507,8 @@ def test_keepalive_against_dead_peer_probes_then_resets_with_etimedout(pair):
     it sends an RST (tcp_send_active_reset) and reports ETIMEDOUT (tcp_write_err)."""
     idle, intvl, cnt = 1, 1, 2
     synack = pair.wire.expect("server", "SA", within=PROMPT_S, since=pair.t0)
-    _keepalive(pair.client, idle, intvl, cnt)
-    pair.drop(towards="server", name="blackhole")
+    pair.drop(towards="server", name="blackhole")  # first: a probe answered before it would restart the count
+    _keepalive(pair.client, idle, intvl, cnt)  # the first probe is due idle s after the SYN-ACK (the last received)
     last_probe = wait_s(chain_window(idle + intvl * (cnt - 1), timers=cnt))
     probes = [pair.wire.expect("client", "A", seq=0, len=0, within=last_probe, since=synack.ts) for _ in range(cnt)]
     rst = pair.wire.expect("client", "RA", seq=1, within=wait_s(timer_window(intvl)), since=probes[-1].ts)
@@ -534,9 +534,10 @@ def test_keepalive_probes_in_close_wait_and_resets_a_dead_peer(pair):
     _keepalive(pair.server, 1, 1, 1)
     pair.client.shutdown("SHUT_WR")
     fin = pair.wire.expect("client", "FA", within=PROMPT_S)
+    pair.wire.expect("server", "A", ack=fin.seq + 1, within=PROMPT_S)
+    pair.drop(towards="client", name="blackhole")  # before the probe is due (1 s after the FIN): none is answered
     pair.wait_state("server", "CLOSE_WAIT", within=PROMPT_S)
     pair.expect_state("server", "CLOSE_WAIT", timer="keepalive")
-    pair.drop(towards="client", name="blackhole")
     probe = pair.wire.expect("server", "A", seq=0, len=0, within=wait_s(timer_window(1.0)), since=fin.ts)
     rst = pair.wire.expect("server", "RA", seq=1, within=wait_s(timer_window(1.0)), since=probe.ts)
     pair.expect_duration("idle time before the probe", fin.ts, probe.ts, timer_window(1.0), "wire")
