@@ -126,7 +126,7 @@ def bench_clocks(runs: int) -> None:
             server_fin = lab.wire.expect("server", "FA", within=1)
             lab.wait_state("client", "TIME_WAIT", within=1)
             lab.inject("server", "R", seq=server_fin.raw_seq + 1)
-            rst = lab.wire.expect("server", "R", within=1)
+            rst = lab.wire.expect("server", "R", within=1, origin="injected")
             gone.append((lab.wait_gone("client", within=1) - rst.ts) * 1e3)
         finally:
             lab.finish(None)
