@@ -69,8 +69,10 @@ class Topology:
         self.close()
 
     def _build(self) -> None:
-        """One rtnetlink socket per namespace for the whole build: the veth pair is created with both ends'
-        ifindexes and MAC addresses (nothing to look up afterwards), then addresses, links up, offloads off."""
+        """One rtnetlink socket per namespace for the whole build: the veth pair is created with both MAC
+        addresses and the client end's ifindex (the server end gets its fresh namespace's first, checked when it is
+        read), so nothing is looked up; then addresses, links up, offloads off. (The block runs with the thread in
+        the server namespace, the last one entered; every request goes through a socket already in its own.)"""
         from netns.addresses import IPV4, IPV6
 
         with self.client_ns.iproute() as client, self.server_ns.iproute() as server:
