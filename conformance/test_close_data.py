@@ -184,9 +184,6 @@ def test_close_with_unsent_data_returns_at_once_and_delivers_it(lab):
 @reference("RFC 1122 §4.2.3.4 (Nagle)", "RFC 9293 §3.10.4",
            kernel=("net/ipv4/tcp_output.c tcp_send_fin() (__tcp_push_pending_frames(sk, mss, TCP_NAGLE_OFF))",
                    "net/ipv4/tcp_output.c tcp_nagle_test()"))
-# no tail loss probe: its timer (srtt/4 + TCP_RTO_MIN with one segment out) sends held data with Nagle off
-# (tcp_send_loss_probe()), so a second write that lands just before it (a slow harness: a TCG guest) is released
-@pytest.mark.sysctls({"net.ipv4.tcp_early_retrans": 0})
 def test_close_pushes_data_held_by_nagle_at_once(pair):
     """close() sends a small segment that Nagle holds back at once, with the FIN on it.
 
