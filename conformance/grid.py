@@ -85,14 +85,14 @@ class Cell:
 
 
 # the probes run in every state (the grid's columns): each segment kind at the positions where RFC 9293, RFC 5961
-# and Linux make a difference, within the time budget of the grid (17 probes x 9 states x 2 families)
+# and Linux make a difference, within the time budget of the grid (19 probes x 9 states x 2 families)
 PROBES: tuple[Probe, ...] = (
     Probe("syn", "left"), Probe("syn", "right-out"), Probe("syn-ack", "left"),
     Probe("ack", "left-out"), Probe("ack", "left"), Probe("ack", "right-out"),
-    Probe("ack", "left", "ancient"), Probe("ack", "left", "ahead"),
+    Probe("ack", "left", "old"), Probe("ack", "left", "ancient"), Probe("ack", "left", "ahead"),
     Probe("fin", "left"), Probe("fin-ack", "left"),
     Probe("rst", "left-out"), Probe("rst", "left-1"), Probe("rst", "left"), Probe("rst", "inside"),
-    Probe("rst", "right-out"), Probe("rst-ack", "inside"),
+    Probe("rst", "right"), Probe("rst", "right-out"), Probe("rst-ack", "inside"),
     Probe("data", "left"),
 )
 
@@ -108,6 +108,7 @@ _FULL = {  # a full socket: tcp_rcv_state_process() -> tcp_validate_incoming() (
     "rst@left-out": "->=", "rst@left-1": "->=", "rst@left": "->CLOSED", "rst@inside": "CH>=",
     "rst@right-out": "CH>=", "rst-ack@inside": "CH>=",
     "data@left": "A+100>=",
+    "ack@left-ack-old": "->=", "rst@right": "CH>=",
 }
 _AFTER_FIN = {  # the peer's FIN was accepted: CLOSE_WAIT, LAST_ACK, CLOSING
     **_FULL, "fin-ack@left": "->=", "rst@left-1": "->CLOSED", "data@left": "->=",
@@ -120,6 +121,7 @@ _TIMEWAIT = {  # a timewait sock: tcp_timewait_state_process()
     "rst@left-out": "->=", "rst@left-1": "->=", "rst@left": "->CLOSED", "rst@inside": "->=",
     "rst@right-out": "->=", "rst-ack@inside": "->=",
     "data@left": "A+0>=",
+    "ack@left-ack-old": "->=", "rst@right": "->=",
 }
 _ORPHAN_FIN_WAIT2 = {  # a timewait sock in its FIN_WAIT2 substate: tcp_timewait_state_process()
     "syn@left": "RA>CLOSED", "syn@right-out": "A+0>=", "syn-ack@left": "R>CLOSED",
@@ -129,6 +131,7 @@ _ORPHAN_FIN_WAIT2 = {  # a timewait sock in its FIN_WAIT2 substate: tcp_timewait
     "rst@left-out": "A+0>=", "rst@left-1": "A+0>=", "rst@left": "->CLOSED", "rst@inside": "->CLOSED",
     "rst@right-out": "->CLOSED", "rst-ack@inside": "->CLOSED",
     "data@left": "R>CLOSED",
+    "ack@left-ack-old": "->=", "rst@right": "->CLOSED",
 }
 _SYN_RECV = {  # a request sock: tcp_check_req()
     "syn@left": "RA>CLOSED", "syn@right-out": "A+0>=", "syn-ack@left": "R>CLOSED",
@@ -138,6 +141,7 @@ _SYN_RECV = {  # a request sock: tcp_check_req()
     "rst@left-out": "->=", "rst@left-1": "->=", "rst@left": "->CLOSED", "rst@inside": "CH>=",
     "rst@right-out": "CH>=", "rst-ack@inside": "CH>=",
     "data@left": "A+100>ESTABLISHED",
+    "ack@left-ack-old": "R>=", "rst@right": "CH>=",
 }
 MEASURED: dict[str, dict[str, str]] = {
     "established": {**_FULL, "fin-ack@left": "A+1>CLOSE_WAIT"},
@@ -191,10 +195,10 @@ def references(state: str, probe: Probe) -> tuple[str, ...]:
             refs.append(f"{IN} tcp_reset_check()")
         if probe.position in ("left-out", "right-out"):
             refs.append(f"{IN} tcp_sequence()")
-        if seg in ("syn", "syn-ack") or (seg.startswith("rst") and probe.position in ("inside", "right-out")) \
+        if seg in ("syn", "syn-ack") or (seg.startswith("rst") and probe.position in ("inside", "right", "right-out")) \
                 or probe.ack in ("ancient", "ahead"):
             refs.append(f"{IN} tcp_send_challenge_ack()")
-        if probe.ack in ("ancient", "ahead"):
+        if probe.ack in ("old", "ancient", "ahead"):
             refs.append(f"{IN} tcp_ack()")
         if seg.startswith("rst") and probe.position == "left":
             refs.append(f"{IN} tcp_reset()")
@@ -224,6 +228,9 @@ DEVIATIONS: list[tuple[tuple[str, ...], str, str, str]] = [
     (("time-wait",), "rst-ack@inside", "CH>=",
      "an in-window RST not at RCV.NXT must be answered with a challenge ACK (RFC 5961 §3.2); "
      "tcp_timewait_state_process() ignores it silently"),
+    (("time-wait",), "rst@right", "CH>=",
+     "an in-window RST not at RCV.NXT (here the window's last octet) must be answered with a challenge ACK (RFC 5961 "
+     "§3.2); tcp_timewait_state_process() ignores it silently"),
     (("time-wait",), "rst@left", "->=",
      "RFC 1337 §3 recommends that TIME-WAIT ignore RSTs (TIME-WAIT assassination); Linux kills the timewait sock "
      "(tcp_timewait_state_process(), net.ipv4.tcp_rfc1337=0 by default); RFC 9293 §3.10.7.4 itself allows it"),
@@ -245,6 +252,9 @@ DEVIATIONS: list[tuple[tuple[str, ...], str, str, str]] = [
     (("fin-wait2-orphan",), "rst-ack@inside", "CH>=",
      "an in-window RST not at RCV.NXT must be answered with a challenge ACK (RFC 5961 §3.2); "
      "tcp_timewait_state_process() kills the orphan at once"),
+    (("fin-wait2-orphan",), "rst@right", "CH>=",
+     "an in-window RST not at RCV.NXT (here the window's last octet) must be answered with a challenge ACK (RFC 5961 "
+     "§3.2); tcp_timewait_state_process() kills the orphan at once"),
     (("fin-wait2-orphan",), "rst@right-out", "->=",
      "an RST at RCV.NXT + RCV.WND is outside the window (RFC 5961 §3.2: drop); tcp_in_window() accepts "
      "seq == e_win for a zero-length segment and tcp_timewait_state_process() kills the orphan"),
