@@ -276,3 +276,11 @@ def test_a_crashed_worker_leaves_its_case_recorded(tmp_path):
     assert proc.returncode == 1, proc.stdout + proc.stderr
     (case,) = json.loads((tmp_path / "run" / "results.json").read_text())["cases"]
     assert case["outcome"] == "error" and case["message"].startswith("crashed: the worker running this case died")
+
+
+def test_a_keyword_expression_pytest_cannot_parse_is_a_usage_error_under_xdist() -> None:
+    """-k "rst@right]" (a case id's piece): one line and exit 4 before any worker starts, not an INTERNALERROR."""
+    proc = run_pytest("conformance/test_grid.py", "-n", "2", "-k", "rst@right]", "--no-report", cwd=REPO)
+    assert proc.returncode == 4, proc.stdout + proc.stderr
+    assert "Wrong expression passed to '-k': rst@right]" in proc.stdout + proc.stderr
+    assert "INTERNALERROR" not in proc.stdout + proc.stderr
