@@ -20,16 +20,19 @@ import statistics
 import sys
 from pathlib import Path
 
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from fixtures.tolerance import JIFFY_S, PROMPT_S, WHEEL_SLACK  # noqa: E402  (run on the host: factor 1)
+
 AT = re.compile(r"at \+(\d+\.\d+) s")
 MEASURED = re.compile(r"^(\d+\.\d+) s")
-HZ_JIFFY_S = 0.004
-WHEEL_SLACK = 0.125
 
 
 def observations(run_dir: Path) -> dict[str, list[float]]:
     results = json.loads((run_dir / "results.json").read_text())
-    emulated = (results.get("run", {}).get("execution") or {}).get("emulated")
-    prompt_s = 0.25 * (8.0 if emulated else 1.0)  # the PROMPT_S the run used (factor 8 when it was emulated)
+    factor = float((results.get("run", {}).get("execution") or {}).get("timing_factor") or 1.0)
+    prompt_s = PROMPT_S * factor  # the PROMPT_S the run used (its emulation factor recorded in run.execution)
     out: dict[str, list[float]] = {"prompt segment (s after its cause)": [], "timer overshoot (s)": []}
     for case in results["cases"]:
         for check in case.get("checks") or []:
@@ -43,7 +46,7 @@ def observations(run_dir: Path) -> dict[str, list[float]]:
                 m = MEASURED.match(str(check.get("seen", "")))
                 if m:
                     expected = float(params["expected"])
-                    over = float(m.group(1)) - expected * (1 + WHEEL_SLACK) - 2 * HZ_JIFFY_S
+                    over = float(m.group(1)) - expected * (1 + WHEEL_SLACK) - 2 * JIFFY_S
                     out["timer overshoot (s)"].append(max(0.0, over))
     return out
 
@@ -76,8 +79,8 @@ def main(argv: list[str]) -> int:
         for kind, values in seen[run].items():
             base = host[kind]
             if values and base and max(base) > 0:
-                print(f"{run.name}: {kind}: guest / host: max {max(values) / max(base):.1f}x, "
-                      f"p99 {_p99(values) / max(1e-6, _p99(base)):.1f}x")
+                p99 = f"{_p99(values) / _p99(base):.1f}x" if _p99(base) > 0 else "n/a (host p99 is 0)"
+                print(f"{run.name}: {kind}: guest / host: max {max(values) / max(base):.1f}x, p99 {p99}")
     return 0
 
 
