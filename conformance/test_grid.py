@@ -173,13 +173,7 @@ def test_the_scripted_peers_namespace_never_answers_on_its_own(lab, peer):
 
     if peer == "scripted":
         ScriptedPeer(lab)
-    sock = lab.socket("client")
-    sock.bind((lab.family.client, 0))
-    sock.setblocking(False)
-    ep = lab.adopt("client", sock, "client")
-    lab._allow_handshake(ep.port)
-    lab.log.record("client", "connect", f"[{lab.family.server}]:{CLOSED_PORT} (O_NONBLOCK)",
-                   lambda: sock.connect_ex((lab.family.server, CLOSED_PORT)))
+    lab.start_connect(port=CLOSED_PORT)
     syn = lab.wire.expect("client", "S", within=PROMPT_S, why="the kernel's connect()")
     if peer == "scripted":
         lab.wire.expect_no("server", has="R", during=NOTHING_S * 5, since=syn.ts,
