@@ -70,6 +70,7 @@ def test_sysctl_override_applies_in_test_namespaces_and_is_recorded(tmp_path):
 
 SCENARIOS = textwrap.dedent('''
     import os, time
+    import pytest
     from fixtures.references import reference
 
     @reference("RFC 9293")
@@ -77,9 +78,15 @@ SCENARIOS = textwrap.dedent('''
         pair.client.close()
         assert False, "deliberate failure"
 
+    @pytest.fixture
+    def marks():
+        where = os.environ["SOCKCONF_MARK"] + "." + os.environ.get("PYTEST_XDIST_WORKER", "main")
+        open(where, "w").close()
+        yield
+        open(where + ".torn-down", "w").close()
+
     @reference("RFC 9293")
-    def test_blocks(pair):
-        open(os.environ["SOCKCONF_MARK"] + "." + os.environ.get("PYTEST_XDIST_WORKER", "main"), "w").close()
+    def test_blocks(marks, pair):
         time.sleep(60)
 ''')
 
@@ -138,6 +145,8 @@ def test_nothing_left_after_interrupt(sig, workers, tmp_path):
         left = [p for p in tree if Path(f"/proc/{p}").exists()]
         assert not left, f"processes left behind: {left}"
         assert held & netns_cookies_in_use() == set(), "namespaces left behind"
+        if sig != signal.SIGKILL:  # the interrupt reached every worker: its case was ended and torn down
+            assert len(list(tmp_path.glob("inside.*.torn-down"))) == (2 if workers == "2" else 1)
     finally:
         for pid in _children(proc.pid) if proc.poll() is None else set():
             os.kill(pid, signal.SIGKILL)
