@@ -113,6 +113,31 @@ def test_drop_rule_drops_and_leaves_no_table():
         assert "sockconf" not in topo.server_ns.run(["nft", "list", "tables"])
 
 
+def test_drop_rules_are_removed_by_their_own_handle():
+    """Each rule's handle is the one nft echoed when it was added: removing one leaves the others, and what a
+    removed rule dropped stays counted."""
+    fam = FAMILIES["ipv4"]
+    with Topology() as topo:
+        faults = Faults(topo.server_ns)
+        faults.drop_flags("fins", has="F")
+        faults.blackhole()
+        faults.drop_flags("rsts", has="R")
+        assert [r.handle for r in faults.rules.values()] == sorted({r.handle for r in faults.rules.values()})
+        client = topo.client_ns.socket(fam.af)
+        client.settimeout(0.3)
+        with pytest.raises((TimeoutError, OSError)):
+            client.connect((fam.server, 8080))
+        client.close()
+        dropped = faults.counters()["blackhole"]
+        assert dropped >= 1
+        faults.remove("blackhole")
+        listed = topo.server_ns.run(["nft", "list", "table", "inet", "sockconf_faults"])
+        assert '"fins"' in listed and '"rsts"' in listed and '"blackhole"' not in listed
+        assert faults.counters() == {"fins": 0, "rsts": 0, "blackhole": dropped}
+        faults.close()
+        assert "sockconf" not in topo.server_ns.run(["nft", "list", "tables"])
+
+
 def test_host_firewall_untouched_by_faults():
     before = subprocess.run(["nft", "list", "ruleset"], capture_output=True, text=True).stdout
     with Topology() as topo:
