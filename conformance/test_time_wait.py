@@ -13,9 +13,14 @@ from fixtures.tolerance import JIFFY_S, POLL_S, PROMPT_S, chain_window, timer_wi
 from fixtures.versions import UNTESTABLE
 
 
-def _close_active_then_passive(lab):
-    """Client closes first, server second: the client ends in TIME_WAIT. Returns (client FIN, server FIN)."""
-    lab.client.close()
+def _close_active_then_passive(lab, orphan=True):
+    """Client closes first, server second: the client ends in TIME_WAIT. Returns (client FIN, server FIN).
+    With orphan=False the client only shuts down its sending side: its FIN_WAIT2 is not orphaned, so
+    tcp_fin_timeout does not bound it and a slow server cannot be raced by it."""
+    if orphan:
+        lab.client.close()
+    else:
+        lab.client.shutdown("SHUT_WR")
     fin = lab.wire.expect("client", "FA", within=PROMPT_S)
     lab.wait_state("server", "CLOSE_WAIT", within=PROMPT_S)
     lab.server.close()
@@ -41,10 +46,12 @@ def test_time_wait_timer_is_60s_whatever_tcp_fin_timeout(pair, fin_timeout):
     """TIME_WAIT lasts TCP_TIMEWAIT_LEN (60 s), a compile-time constant: tcp_fin_timeout does not change it.
 
     tcp_fin() in FIN_WAIT2 calls tcp_time_wait(sk, TCP_TIME_WAIT, 0) and a zero timeout means
-    TCP_TIMEWAIT_LEN; tcp_fin_timeout only bounds an orphaned FIN_WAIT2 (a common misconception)."""
+    TCP_TIMEWAIT_LEN; tcp_fin_timeout only bounds an orphaned FIN_WAIT2 (a common misconception). The client
+    shuts down instead of closing, so its FIN_WAIT2 is not orphaned: with tcp_fin_timeout 1 an orphaned one would
+    end 1 s after the FIN, before a slow (emulated) server closes, and the FIN would get an RST instead."""
     pair.requires_time_wait("client", why="the case measures TIME_WAIT")
     pair.sysctl("net.ipv4.tcp_fin_timeout", fin_timeout)
-    _, server_fin = _close_active_then_passive(pair)
+    _, server_fin = _close_active_then_passive(pair, orphan=False)
     st = pair.expect_state("client", "TIME_WAIT", timer="timewait")
     total = st.t + st.expires_ms / 1000 - server_fin.ts
     pair.observe(Key.TIME_WAIT_LENGTH, round(total, 3), "sock_diag expiry + time since the peer's FIN")
