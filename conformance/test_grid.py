@@ -148,9 +148,8 @@ def test_challenge_ack_netns_limit(scripted):
     reach_state(peer, "established")
     inside = peer.rel_snd() + peer.window() // 2
     before = lab.namespaces["client"].nstat()
-    first = peer.send("R", seq=inside, note="in-window RST #1")
-    peer.send("R", seq=inside + 1, note="in-window RST #2")
-    peer.send("R", seq=inside + 2, note="in-window RST #3")
+    burst = [peer.prepare("R", seq=inside + k, note=f"in-window RST #{k + 1}") for k in range(3)]
+    first = peer.send_burst(burst)[0]  # within one second of the limit's clock (jiffies / HZ), not just close
     peer.expect("A", within=PROMPT_S, since=first, learn=False, why="one challenge ACK in this second")
     peer.expect_no("A", during=NOTHING_S, why="the namespace's count for this second is spent")
     _counted(lab, before, CHALLENGE, 1)
