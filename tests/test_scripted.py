@@ -260,3 +260,29 @@ def test_positions_and_ack_values():
     assert ack_at("ahead", 5, 9) > 9 and ack_at("ancient", 5, 9) < 5 - 2**24
     assert Probe("data", "left", "ancient").id == "data@left-ack-ancient"
     assert all(SEGMENTS[p.segment] for p in PROBES)
+
+
+@pytest.mark.parametrize("family", ["ipv4", "ipv6"])
+def test_a_forwarded_copy_differs_only_in_its_hop_count(family):
+    """lab.replay(hops=1): the TTL / hop limit one lower, the IPv4 header checksum valid again, every other byte
+    (the TCP segment with its options and checksum) the same."""
+    from fixtures.peer import forwarded, hop_limit
+
+    src, dst = ADDRS[family]
+    frame = build_frame(MAC_A, MAC_B, src, dst, 8080, 40000, "FA", 1000, 2000, 502,
+                        Options(ts=(123456, 654321)), b"")
+    copy = forwarded(frame)
+    assert (hop_limit(frame), hop_limit(copy)) == (64, 63)
+    assert len(copy) == len(frame)
+    changed = [i for i, (a, b) in enumerate(zip(frame, copy, strict=True)) if a != b]
+    ip_start = 14
+    if family == "ipv4":
+        assert set(changed) <= {ip_start + 8, ip_start + 10, ip_start + 11} and ip_start + 8 in changed
+        ip = Ether(copy)[IP]
+        recomputed = IP(bytes(ip))
+        del recomputed.chksum
+        assert IP(bytes(recomputed)).chksum == ip.chksum != Ether(frame)[IP].chksum
+    else:
+        assert changed == [ip_start + 7]
+    assert bytes(Ether(copy)[TCP]) == bytes(Ether(frame)[TCP])
+    assert parse_frame(copy) == parse_frame(frame)
