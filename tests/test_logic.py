@@ -180,6 +180,23 @@ def test_expect_matches_exact_flags_ignoring_psh_and_moves_cursor():
         wire.expect("client", "RA", within=0.0, since=t0)
 
 
+def test_segments_that_race_are_expected_out_of_order():
+    """Both sides resend in the same tick, the server's first: expected client first, the server's is behind the
+    cursor (a failure); with in_order=False it is found, and the cursor stays where it was."""
+    t0 = time.time() - 1
+    wire = Wire(FakeCapture(handshake_then(t0, frame(t0 + 0.0100, False, "FA", 5001, 1002),
+                                           frame(t0 + 0.0101, True, "FA", 1001, 5002))))
+    wire.expect("client", "FA", within=1.0, since=t0)
+    with pytest.raises(WireExpectationError):
+        wire.expect("server", "FA", within=1.0, since=t0)
+    wire = Wire(FakeCapture(handshake_then(t0, frame(t0 + 0.0100, False, "FA", 5001, 1002),
+                                           frame(t0 + 0.0101, True, "FA", 1001, 5002))))
+    client = wire.expect("client", "FA", within=1.0, since=t0, in_order=False)
+    server = wire.expect("server", "FA", within=1.0, since=t0, in_order=False)
+    assert server.ts < client.ts
+    assert wire.expect("server", "FA", within=1.0, since=t0).ts == server.ts  # the cursor did not move
+
+
 def test_expect_fails_with_wire_in_message_when_absent():
     t0 = time.time() - 1
     wire = Wire(FakeCapture(handshake_then(t0)), context=lambda: "ss: nothing")
