@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import lzma
 import struct
+import subprocess
 import sys
 from pathlib import Path
 
@@ -308,6 +309,20 @@ def test_guest_script_environment(tmp_path):
     assert f"export PATH={Path(sys.executable).parent}:" in script
     assert "SOCKCONF_EMULATED" not in guest.guest_script("true", tmp_path, "kvm")
     assert guest.RO_FAIL in script and f"touch {guest.ROOT_PROBE}" in script  # root must be read-only
+
+
+@pytest.mark.root
+def test_guest_warms_up_nft_before_the_command_in_a_throwaway_namespace(tmp_path):
+    """The warm-up comes before the command, and its rule set is one nft accepts (its failure would be silent in
+    the guest): run here without the `|| true`, in a namespace of its own, leaving the host's rule set as it was."""
+    script = guest.guest_script("echo hi", tmp_path, "tcg")
+    assert script.index(guest.NFT_WARM_UP) < script.index("echo hi")
+    assert "| unshare --net nft -f -" in guest.NFT_WARM_UP
+    strict = guest.NFT_WARM_UP.replace(" >/dev/null 2>&1 || true", "")
+    before = subprocess.run(["nft", "list", "ruleset"], capture_output=True, text=True, check=True).stdout
+    proc = subprocess.run(["sh", "-c", strict], capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    assert subprocess.run(["nft", "list", "ruleset"], capture_output=True, text=True, check=True).stdout == before
 
 
 def test_vng_command_line(tmp_path, monkeypatch):
