@@ -176,9 +176,22 @@ NFT_WARM_UP = (
 )
 
 
+# Every capture socket asks for packet timestamps (SO_TIMESTAMPNS), which enables the static key
+# netstamp_needed_key while one exists; with no other user in the guest, each case switched it on and off, and
+# every switch live-patches kernel text (text_poke_bp(): an int3 on each branch site first). Under TCG with 2 vCPUs
+# a 6.12.117 guest died of such an int3 twice, in netif_rx_internal+0x1e and ip_local_deliver_finish+0x26 (both
+# sites of that key: net_timestamp_check(), skb_clear_delivery_time()), "Oops: int3 ... Fatal exception in
+# interrupt". A socket holding timestamps on for the whole run keeps the key enabled: no patching after the first.
+HOLD_TIMESTAMPS = (
+    "python3 -c 'import socket, time; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); "
+    "s.setsockopt(socket.SOL_SOCKET, 35, 1); time.sleep(10 ** 9)' &"  # 35: SO_TIMESTAMPNS (netns/capture.py)
+)
+
+
 def guest_script(command: str, run_dir: Path, accel: str, env: dict[str, str] | None = None) -> str:
     """The shell script the guest runs: the boot marker (with uname), the environment, a check that the host's
-    root filesystem (the repository) is read-only, the nft warm-up, the command, and its exit status marker."""
+    root filesystem (the repository) is read-only, the nft warm-up, the timestamp holder, the command, and
+    its exit status marker."""
     home = run_dir / "guest" / "home"
     exports = {
         "HOME": str(home),
@@ -203,6 +216,7 @@ def guest_script(command: str, run_dir: Path, accel: str, env: dict[str, str] | 
         # under one of those looks writable although no write would reach the host.
         f"if touch {ROOT_PROBE} 2>/dev/null; then rm -f {ROOT_PROBE}; echo {RO_FAIL}; exit 98; fi",
         NFT_WARM_UP,
+        HOLD_TIMESTAMPS,
         command,
         "rc=$?",
         f'echo "{RC} $rc"',

@@ -325,6 +325,17 @@ def test_guest_warms_up_nft_before_the_command_in_a_throwaway_namespace(tmp_path
     assert subprocess.run(["nft", "list", "ruleset"], capture_output=True, text=True, check=True).stdout == before
 
 
+def test_guest_holds_packet_timestamps_on_for_the_whole_command(tmp_path):
+    """The holder starts (in the background) before the command: the static key behind packet timestamps stays
+    enabled, not live-patched per case. Its Python is valid (run here with the sleep cut to nothing)."""
+    script = guest.guest_script("echo hi", tmp_path, "tcg")
+    assert script.index(guest.HOLD_TIMESTAMPS) < script.index("echo hi")
+    assert guest.HOLD_TIMESTAMPS.endswith("&")
+    code = guest.HOLD_TIMESTAMPS.split("'")[1].replace("10 ** 9", "0")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 0, proc.stderr
+
+
 def test_vng_command_line(tmp_path, monkeypatch):
     monkeypatch.setenv("SOCKCONF_CACHE", str(tmp_path / "cache"))
     kernel = Kernel("debian:6.1", "debian", "6.1.0-57", image=tmp_path / "boot/vmlinuz-6.1.0-57")
