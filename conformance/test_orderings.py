@@ -118,9 +118,9 @@ def test_fin_in_fin_wait1_goes_closing(pair, held):
     window = timer_window(probe_timeout(pair, held), "wire")
     pair.drop(towards=other, name="held-fin", has="F")
     pair.endpoints[held].close()
-    fin = pair.wire.expect(held, "FA", within=PROMPT_S)
     pair.wait_state(held, "FIN_WAIT1", within=PROMPT_S)
-    pair.endpoints[other].close()
+    pair.endpoints[other].close()  # no wire wait before it: it must come before the held FIN's first resend
+    fin = pair.wire.expect(held, "FA", within=PROMPT_S)
     their_fin = pair.wire.expect(other, "FA", ack=fin.seq, within=PROMPT_S, why="it does not ACK the lost FIN")
     pair.wire.expect(held, "A", ack=their_fin.seq + 1, within=PROMPT_S)
     try:
