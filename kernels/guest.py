@@ -163,7 +163,7 @@ def kvm_usable(opts: Options) -> tuple[bool, str]:
 
 
 # The first nft run of a boot loads nf_tables and the modules of the expressions the drop rules use (modprobe),
-# and reads nft and its libraries from the host's file system: ~2 s under TCG, against ~0.3 s for later runs. A
+# and reads nft and its libraries from the host's file system: ~2 s under TCG, later runs 0.3-0.9 s. A
 # case's first drop rule then came after a 1 s keepalive idle time (the dead-peer case, first in line as the
 # longest). So the guest runs one such rule set in a throwaway network namespace before the command; a failure
 # here is left to the cases to report.

@@ -55,7 +55,7 @@ class Faults:
 
         One nft run per rule (the table, on the first, in the same transaction; the rule's handle read from
         nft's echo): a case often installs a rule between two kernel timers, and in an emulated guest every nft
-        run costs ~0.3 s."""
+        run costs 0.3-0.9 s."""
         if name in self.rules:
             raise ValueError(f"drop rule {name!r} exists already")
         table = "" if self._table else (
