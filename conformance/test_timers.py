@@ -574,6 +574,7 @@ def test_keepalive_probes_in_close_wait_and_resets_a_dead_peer(pair):
     pair.expect_duration("idle time before the probe", fin.ts, probe.ts, timer_window(1.0), "wire")
     pair.expect_duration("probe to RST", probe.ts, rst.ts, timer_window(1.0), "wire")
     pair.wait_gone("server", within=PROMPT_S)
+    pair.wait_gone("client", within=PROMPT_S, why="the RST reaches the client (only its pure ACKs are dropped)")
     pair.expect_equal("server recv() after the abort", pair.server.recv(), b"",
                       why="recv() after the peer's FIN returns EOF even after the abort (SOCK_DONE first)")
     pair.expect_errno(pair.server, "send", b"x", errno_name="ETIMEDOUT", why="the abort's sk_err")
