@@ -7,7 +7,6 @@ import json
 import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -538,7 +537,8 @@ def test_runs_that_ran_a_configuration_skipped_case_are_still_compared(tmp_path:
 # speed and the self-check --------------------------------------------------------------------------------------
 
 
-def test_compare_of_two_300_case_runs_is_fast(tmp_path: Path) -> None:
+def test_compare_of_two_300_case_runs_names_what_changed(tmp_path: Path) -> None:
+    """How long it takes is bench/bench_reports.py's (target ≤ 1 s): a timed assert fails on a loaded CI machine."""
     a = write_run(tmp_path / "a", make_run(300, seed=1), pcaps=False)
     tuned = make_run(300, seed=2, label="tuned", sysctl_overrides={"net.ipv4.tcp_fin_timeout": "5"})
     for case in tuned["cases"][::10]:
@@ -547,11 +547,9 @@ def test_compare_of_two_300_case_runs_is_fast(tmp_path: Path) -> None:
             set_fingerprint(case)
     b = write_run(tmp_path / "b", tuned, pcaps=False)
     out = io.StringIO()
-    t = time.perf_counter()
     code = run_compare([a, b], str(tmp_path / "diff.html"), out=out)
-    elapsed = time.perf_counter() - t
     assert code == 1 and "what changed:" in out.getvalue()
-    assert elapsed <= 3.0, f"compare of two 300-case runs with -o took {elapsed:.2f} s (target ≤ 1 s)"
+    assert (tmp_path / "diff.html").stat().st_size > 0
 
 
 @pytest.mark.parametrize("verdict", ["pass", "fail"])
