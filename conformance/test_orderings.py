@@ -157,8 +157,12 @@ def test_simultaneous_close_crossing_fins_both_closing(pair):
     receives a copy of the other's original FIN (which acknowledges nothing new), replayed one hop later: its
     lower TTL / hop limit gets it past the drop rules, which match the kernel's own. The FINs have crossed, and
     tcp_fin() moves each side to CLOSING. Its ACKs, and its resent FINs (which now acknowledge the other's FIN),
-    stay dropped, so CLOSING holds however loaded the machine is; once both sides were seen in CLOSING the drops
-    go, the next resend completes the other side's CLOSING, and both sides end in TIME_WAIT (RFC 9293 Figure 13).
+    stay dropped, so CLOSING holds however loaded the machine is. Once both sides were seen in CLOSING, the drops
+    towards the server go first: the client's next resend ends the server's CLOSING (TIME_WAIT) while the server's
+    answers stay dropped; then the drops towards the client go, and the client's next resend, answered from
+    TIME_WAIT, ends its CLOSING (RFC 9293 Figure 13). One side first, so that which resend timer fires first
+    cannot change what is sent (with all drops gone at once, either side's resend could complete the close, or
+    both crossing: two runs of one kernel differed in which side re-ACKed a resent FIN).
     No rule changes between close() and the replays (in an emulated guest they took seconds, longer than the
     resend timer); rto_min is raised to 400 ms so that the replays still come before the first resend, which
     would otherwise be the one seen from CLOSING. Merely removing the FIN drops makes the FINs cross only if both
@@ -194,12 +198,13 @@ def test_simultaneous_close_crossing_fins_both_closing(pair):
                                  why="resent from CLOSING, it acknowledges the other FIN (unlike the replayed copy)")
         pair.expect_duration(f"{side} FIN resent from CLOSING (loss probe)", fin.ts, again.ts, window, "wire")
         pair.wire.allow(side, "FA", seq=fin.seq, why="later resends from CLOSING, until one gets through")
-    for side in ("server", "client"):
+    next_resend = chain_window(pair.retransmission("client").series(rto, 5)[-1], timers=5, source="sock_diag")
+    for side, then_closing in (("server", "client"), ("client", None)):
         pair.undrop(towards=side, name=f"fins-to-{side}")
         pair.undrop(towards=side, name=f"acks-to-{side}")
-    next_resend = chain_window(pair.retransmission("client").series(rto, 4)[-1], timers=4, source="sock_diag")
-    for side in ("client", "server"):
-        pair.wait_state(side, "TIME_WAIT", within=wait_s(next_resend))
+        pair.wait_state(side, "TIME_WAIT", within=wait_s(next_resend), why="the client's next resend completes it")
+        if then_closing:
+            pair.expect_state(then_closing, "CLOSING", why="the server's answers to it are still dropped")
     pair.observe(Key.CLOSE_ROLES, {"active": ["client", "server"],
                                    "states": {s: pair.states_seen(s) for s in ("client", "server")}},
                  "both sides close before either FIN arrives (crossing FINs)")
