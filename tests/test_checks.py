@@ -31,6 +31,7 @@ def seg(ts: float, sender: str, flags: str, seq: int = 1, length: int = 0, port:
 
 WIRE = [seg(0.0, "client", "S", 0), seg(0.001, "server", "SA", 0), seg(0.002, "client", "A"),
         seg(1.0, "client", "FA"), seg(1.001, "server", "A"), seg(2.0, "client", "RA", 2)]
+SIDES = ("client", "server")
 
 
 def test_segment_check_finds_the_first_match_after_the_cursor_and_judges_its_time():
@@ -121,6 +122,16 @@ def test_handshake_allowance_covers_the_first_syn_and_resends_nothing_answered_y
     # the SYN resent at 1.0 had no SYN-ACK yet: the handshake's; the SYN after the SYN-ACK and the SYN-ACK after
     # the ACK are not
     assert [(s.ts, s.flags) for s in found] == [(2.0, "S"), (2.5, "SA")]
+
+
+def test_handshake_allowance_is_of_its_own_connect_when_the_client_port_is_reused():
+    ev = Evidence([seg(0.0, "client", "S", 0), seg(0.001, "server", "SA", 0), seg(0.002, "client", "A", 1),
+                   seg(0.5, "server", "RA"), seg(1.0, "client", "S", 0), seg(1.001, "server", "SA", 0)])
+    first = [Allow(side, "handshake", kind="handshake", client_port=40000, start=-0.1) for side in SIDES] + [
+        Allow("server", "the reset that frees the port", flags="RA")]
+    again = [Allow(side, "handshake", kind="handshake", client_port=40000, start=0.9) for side in SIDES]
+    assert [(s.ts, s.flags) for s in unexpected_segments(ev, [], first, -1.0, 3.0)] == [(1.0, "S"), (1.001, "SA")]
+    assert unexpected_segments(ev, [], first + again, -1.0, 3.0) == []
 
 
 def test_data_allowance_covers_first_transmissions_only():
