@@ -88,6 +88,15 @@ SCENARIOS = textwrap.dedent('''
     @reference("RFC 9293")
     def test_blocks(marks, pair):
         time.sleep(3600)
+
+    @pytest.fixture
+    def slow_teardown(marks):
+        yield
+        time.sleep(float(os.environ.get("SOCKCONF_SLOW_TEARDOWN_S", "0")))
+
+    @reference("RFC 9293")
+    def test_waits_then_tears_down_slowly(slow_teardown, pair):
+        time.sleep(3600)
 ''')
 
 
@@ -162,6 +171,32 @@ def test_nothing_left_after_interrupt(sig, workers, tmp_path):
             assert len(list(tmp_path.glob("inside.*.torn-down"))) == (2 if workers == "2" else 1)
             run = json.loads((tmp_path / "run" / "results.json").read_text())["run"]
             assert (run["status"], run.get("signal")) == ("interrupted", sig.name), run
+    finally:
+        for pid in _children(proc.pid) if proc.poll() is None else set():
+            os.kill(pid, signal.SIGKILL)
+
+
+def test_an_interrupted_workers_teardown_is_not_cut_short(tmp_path):
+    """xdist kills a worker that has not exited 10 s after the controller's session finish; an interrupted case's
+    teardown (namespaces, evidence) taking longer on a loaded machine must still complete: here it takes 12 s."""
+    (tmp_path / "test_scenarios.py").write_text(SCENARIOS)
+    env = {**os.environ, "PYTHONPATH": str(REPO), "SOCKCONF_MARK": str(tmp_path / "inside"),
+           "SOCKCONF_HUNG_MARGIN_S": "7200", "SOCKCONF_SLOW_TEARDOWN_S": "12"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pytest", str(tmp_path / "test_scenarios.py"), "-k", "slowly", "-p",
+         "fixtures.plugin", "--rootdir", str(tmp_path), "--results-dir", str(tmp_path / "run"), "--no-report",
+         "-n", "2"], cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        preexec_fn=_take_sigint)
+    try:
+        deadline = time.time() + 60
+        while len(list(tmp_path.glob("inside.*"))) < 2:
+            assert time.time() < deadline and proc.poll() is None, "the scenario never started"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=HANG_GUARD_S)
+        assert len(list(tmp_path.glob("inside.*.torn-down"))) == 2, "a worker was killed during its teardown"
+        run = json.loads((tmp_path / "run" / "results.json").read_text())["run"]
+        assert run["status"] == "interrupted", run
     finally:
         for pid in _children(proc.pid) if proc.poll() is None else set():
             os.kill(pid, signal.SIGKILL)
