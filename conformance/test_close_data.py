@@ -181,15 +181,27 @@ def test_close_with_unsent_data_returns_at_once_and_delivers_it(lab):
                      why=f"the FIN rides on the last data segment ({fin.describe(lab.t0)})")
 
 
+HELD_RTO_MIN_S = 2.0
+
+
+@pytest.mark.sysctls({"net.ipv4.tcp_early_retrans": 0}, sides=("client",))  # no loss probe: see below
 @reference("RFC 1122 §4.2.3.4 (Nagle)", "RFC 9293 §3.10.4",
            kernel=("net/ipv4/tcp_output.c tcp_send_fin() (__tcp_push_pending_frames(sk, mss, TCP_NAGLE_OFF))",
-                   "net/ipv4/tcp_output.c tcp_nagle_test()"))
-def test_close_pushes_data_held_by_nagle_at_once(pair):
+                   "net/ipv4/tcp_output.c tcp_nagle_test()", "net/ipv4/tcp_output.c tcp_send_loss_probe()"))
+def test_close_pushes_data_held_by_nagle_at_once(lab):
     """close() sends a small segment that Nagle holds back at once, with the FIN on it.
 
     The ACK of a first small segment is dropped, so Nagle (tcp_nagle_test()) keeps a second small write queued
     while the first is unacknowledged. close() -> tcp_send_fin() puts the FIN on that unsent tail skb and
-    pushes with TCP_NAGLE_OFF: it leaves right away, long before a loss probe or an RTO could release it."""
+    pushes with TCP_NAGLE_OFF: it leaves right away. Nothing else may release it first, however slow the
+    harness (in an emulated guest, first send to close() took longer than 200 ms): the tail loss probe is off
+    (tcp_early_retrans 0; tcp_send_loss_probe() sends new data when there is some) and the RTO is at least
+    HELD_RTO_MIN_S (a locked route rto_min; an RTO retransmits the first segment only, but leaves cwnd at 1,
+    which holds the second one as well). The route is set before the handshake: the RTO's floor comes in with
+    an RTT sample, and the ACKs are dropped afterwards."""
+    lab.route_rto_min("client", HELD_RTO_MIN_S, why="no RTO before close(), however slow the harness")
+    pair = lab.connect()
+    pair.scenario_start = time.time()  # as the pair fixture's: after the handshake
     pair.drop(towards="client", name="acks", exactly="A")  # the first small segment stays unACKed
     pair.client.send(b"a" * 10)
     first = pair.wire.expect("client", "PA", len=10, within=PROMPT_S)

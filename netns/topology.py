@@ -8,6 +8,7 @@ Segmentation and checksum offloads are switched off so that a captured segment i
 
 from __future__ import annotations
 
+import ipaddress
 import socket
 import time
 from contextlib import ExitStack
@@ -19,6 +20,8 @@ from netns.addresses import Family
 from netns.namespace import Namespace, NamespaceError
 
 IFA_F_NODAD = 0x02
+RTAX_RTO_MIN = 13  # include/uapi/linux/rtnetlink.h (its bit in RTAX_LOCK: 1 << 13)
+RT_TABLE_MAIN = 254
 IFA_F_TENTATIVE = 0x40
 CLIENT_IF = "c0"
 SERVER_IF = "s0"
@@ -125,6 +128,27 @@ class Topology:
                 raise NamespaceError(f"veth not ready after {READY_TIMEOUT_S} s: {sorted(pending)}")
             if pending:
                 time.sleep(0.001)
+
+    def set_rto_min(self, side: str, seconds: float) -> None:
+        """A locked RTAX_RTO_MIN on `side`'s routes to the other end, both families (`ip route replace ... rto_min
+        lock`): tcp_rto_min() takes it over the namespace's default. Unlike net.ipv4.tcp_rto_min_us (6.11+) every
+        kernel has it (2.6.23, 05bb1fad1cde); it must be locked to count."""
+        from netns.addresses import IPV4, IPV6
+
+        with self.namespaces[side].iproute() as ipr:
+            for fam in (IPV4, IPV6):
+                ours = fam.client if side == "client" else fam.server
+                net = ipaddress.ip_interface(f"{ours}/{fam.prefixlen}").network
+                routes = [r for r in ipr.get_routes(family=fam.af, table=RT_TABLE_MAIN)
+                          if r.get_attr("RTA_OIF") == self.ifindex[side] and r["dst_len"] == fam.prefixlen
+                          and r.get_attr("RTA_DST") == str(net.network_address)]
+                if len(routes) != 1:
+                    raise NamespaceError(f"{side}: expected one route to {net}, found {len(routes)}")
+                r = routes[0]
+                ipr.route("replace", family=fam.af, dst=r.get_attr("RTA_DST"), dst_len=r["dst_len"],
+                          oif=self.ifindex[side], proto=r["proto"], scope=r["scope"], table=r["table"],
+                          priority=r.get_attr("RTA_PRIORITY"), prefsrc=r.get_attr("RTA_PREFSRC"),
+                          metrics={"lock": 1 << RTAX_RTO_MIN, "rto_min": round(seconds * 1000)})
 
     def listen(self, family: Family, port: int = 8080, backlog: int = 128) -> socket.socket:
         """A listening TCP socket on the server side (netns-checked), for tests and benches of the topology."""

@@ -78,6 +78,24 @@ def test_topology_passes_traffic_at_once(family):
             s.close()
 
 
+@pytest.mark.parametrize("family", ["ipv4", "ipv6"])
+def test_route_rto_min_sets_the_rto_of_a_new_connection(family):
+    fam = FAMILIES[family]
+    with Topology() as topo:
+        listener = topo.listen(fam)
+        rtos = []
+        for rto_min_s in (None, 1.5):
+            if rto_min_s:
+                topo.set_rto_min("client", rto_min_s)
+            client = topo.client_ns.socket(fam.af)
+            client.connect((fam.server, 8080))
+            info = client.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 104)
+            rtos.append(int.from_bytes(info[8:12], "little") / 1e6)  # struct tcp_info: tcpi_rto (us)
+            client.close()
+        listener.close()
+    assert rtos[0] < 1.0 and 1.5 <= rtos[1] < 1.6, rtos
+
+
 def test_capture_sees_the_first_syn():
     fam = FAMILIES["ipv4"]
     with Topology() as topo:
