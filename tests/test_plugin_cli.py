@@ -80,22 +80,25 @@ SCENARIOS = textwrap.dedent('''
 
     @pytest.fixture
     def marks():
+        """The case writes MARK.<worker> once its pair is up (both namespaces held); MARK.<worker>.torn-down comes
+        after the pair's teardown."""
         where = os.environ["SOCKCONF_MARK"] + "." + os.environ.get("PYTEST_XDIST_WORKER", "main")
-        open(where, "w").close()
-        yield
+        yield where
         open(where + ".torn-down", "w").close()
 
     @reference("RFC 9293")
     def test_blocks(marks, pair):
+        open(marks, "w").close()
         time.sleep(3600)
 
     @pytest.fixture
     def slow_teardown(marks):
-        yield
+        yield marks
         time.sleep(float(os.environ.get("SOCKCONF_SLOW_TEARDOWN_S", "0")))
 
     @reference("RFC 9293")
     def test_waits_then_tears_down_slowly(slow_teardown, pair):
+        open(slow_teardown, "w").close()
         time.sleep(3600)
 ''')
 
