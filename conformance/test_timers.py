@@ -94,23 +94,17 @@ def test_orphaned_fin_wait2_lives_tcp_fin_timeout(pair, fin_timeout):
     tcp_rcv_state_process() hands it to tcp_time_wait(sk, TCP_FIN_WAIT2, tcp_fin_time()), a TIME_WAIT
     mini-socket in the FIN_WAIT2 substate (timer timewait) that is dropped silently when it expires.
 
-    Unless the ACK arrives while close() still owns the socket (between __tcp_close() and release_sock(): seen
-    in an emulated 6.12 guest, where that window is wide): it is then processed from the backlog with the socket
-    owned, the "Bad case" of tcp_rcv_state_process() FIN_WAIT1 keeps the full socket on the keepalive timer for
-    tcp_fin_time(), and tcp_keepalive_timer() ends it with an RST (tcp_send_active_reset()). That path is
-    accepted only when the ACK was on the wire before close() returned, and then its RST is required."""
+    Unless the ACK arrives while close() still owns the socket (seen in an emulated 6.12 guest): then the full
+    socket stays on the keepalive timer and ends with an RST (lab.expect_orphan_fin_wait2(), which accepts that
+    path only with its evidence, and expect_orphan_fin_wait2_ends(), which then requires the RST)."""
     pair.requires_time_wait("client", why="the orphaned FIN_WAIT2 ends as a timewait sock")
     pair.sysctl("net.ipv4.tcp_fin_timeout", fin_timeout)
     lifetime = fin_time_s(fin_timeout, 0, pair.client.rto_s())  # the 3.5 RTO floor, if the RTO is long
     pair.client.close()
-    closed = pair.log.last("client", "close")
     fin = pair.wire.expect("client", "FA", within=PROMPT_S)
     ack = pair.wire.expect("server", "A", ack=fin.seq + 1, within=PROMPT_S)
     pair.wait_state("client", "FIN_WAIT2", within=PROMPT_S)
-    if ack.ts <= closed.t_end and pair.state("client").timer == "keepalive":
-        _orphaned_fin_wait2_from_the_backlog(pair, ack, lifetime)
-        return
-    pair.expect_state("client", "FIN_WAIT2", timer="timewait", why="an orphan FIN_WAIT2 is a timewait sock")
+    pair.expect_orphan_fin_wait2("client", why="an orphan FIN_WAIT2 is a timewait sock")
     try:
         gone = pair.wait_gone("client", within=wait_s(timer_window(lifetime, "sock_diag")))
     finally:
@@ -119,22 +113,7 @@ def test_orphaned_fin_wait2_lives_tcp_fin_timeout(pair, fin_timeout):
                      f"orphan FIN_WAIT2, peer never sends FIN (tcp_fin_timeout {fin_timeout}): {' -> '.join(path)}")
     pair.expect_duration("orphan FIN_WAIT2 lifetime", ack.ts, gone, timer_window(lifetime, "sock_diag"),
                          "sock_diag")
-    pair.wire.expect_no("client", during=gone - ack.ts + 0.05, since=ack.ts, why="it vanishes without sending anything")
-
-
-def _orphaned_fin_wait2_from_the_backlog(pair, ack, lifetime):
-    """The ACK of the FIN met the socket still owned by close(): a full FIN_WAIT2 socket on the keepalive timer,
-    which resets the connection when tcp_fin_time() has passed (tcp_keepalive_timer(): an orphaned FIN_WAIT2
-    whose tcp_fin_time() does not exceed TCP_TIMEWAIT_LEN gets tcp_send_active_reset())."""
-    pair.expect_state("client", "FIN_WAIT2", timer="keepalive",
-                      why="the ACK was processed from the backlog while close() owned the socket (its \"Bad case\")")
-    rst = pair.wire.expect("client", "RA", within=wait_s(timer_window(lifetime)), since=ack.ts,
-                           why="tcp_keepalive_timer() resets the orphan when tcp_fin_time() has passed")
-    pair.expect_duration("orphan FIN_WAIT2 lifetime (keepalive timer)", ack.ts, rst.ts, timer_window(lifetime),
-                         "wire")
-    pair.wait_gone("client", within=PROMPT_S)
-    pair.observe(Key.FIN_WAIT2_UNANSWERED_STATES, pair.states_seen("client"),
-                 "orphan FIN_WAIT2 from the backlog (keepalive timer), peer never sends FIN")
+    pair.expect_orphan_fin_wait2_ends("client", ack.ts, gone)
 
 
 @pytest.mark.parametrize(("fin_timeout", "linger2"), [(3, 1), (1, 2)], ids=["shorter", "longer"])
@@ -159,7 +138,7 @@ def test_tcp_linger2_overrides_tcp_fin_timeout(pair, fin_timeout, linger2):
     fin = pair.wire.expect("client", "FA", within=PROMPT_S)
     ack = pair.wire.expect("server", "A", ack=fin.seq + 1, within=PROMPT_S)
     pair.wait_state("client", "FIN_WAIT2", within=PROMPT_S)
-    pair.expect_state("client", "FIN_WAIT2", timer="timewait")
+    pair.expect_orphan_fin_wait2("client", linger2_s=readback)
     try:
         gone = pair.wait_gone("client", within=wait_s(timer_window(lifetime, "sock_diag")))
     finally:
@@ -168,7 +147,7 @@ def test_tcp_linger2_overrides_tcp_fin_timeout(pair, fin_timeout, linger2):
                      f"orphan FIN_WAIT2 with TCP_LINGER2 {linger2}, peer never sends FIN: {' -> '.join(path)}")
     pair.expect_duration(f"orphan FIN_WAIT2 lifetime (TCP_LINGER2 {linger2}, tcp_fin_timeout {fin_timeout})",
                          ack.ts, gone, timer_window(lifetime, "sock_diag"), "sock_diag", why=rule.describe())
-    pair.wire.expect_no("client", during=gone - ack.ts + 0.05, since=ack.ts, why="it vanishes without sending anything")
+    pair.expect_orphan_fin_wait2_ends("client", ack.ts, gone)
 
 
 @pytest.mark.parametrize("path", ["close-in-established", "close-in-fin-wait2"])
@@ -339,7 +318,7 @@ def test_orphaned_fin_wait2_lifetime_follows_the_configuration(pair, closer):
         gone = pair.wait_gone(closer, within=wait_s(lifetime) - (time.time() - ack.ts))
         pair.expect_duration("orphaned FIN_WAIT2 lifetime from the ACK of its FIN", ack, gone, lifetime,
                              "sock_diag", why=model.describe())
-        pair.wire.expect_no(closer, during=gone - ack.ts, since=ack.ts + 1e-6, why="it ends without a segment")
+        pair.expect_orphan_fin_wait2_ends(closer, ack.ts + 1e-6, gone)
 
 
 @reference("RFC 1122 §4.2.3.6", kernel=("net/ipv4/tcp_timer.c tcp_set_keepalive()",
