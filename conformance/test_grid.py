@@ -12,6 +12,7 @@ import pytest
 
 from conformance.grid import GRID, ack_at, describe_answer, keyed_cell, seq_at
 from fixtures.kernel_changes import CHALLENGE_ACK_LIMIT
+from fixtures.kernel_clock import JiffiesClock
 from fixtures.references import reference
 from fixtures.scripted import reach_state
 from fixtures.tolerance import PROMPT_S
@@ -137,7 +138,9 @@ def test_challenge_ack_netns_limit(scripted):
 
     Since 6.0 (79e3602caa6f) the count is per network namespace and the default INT_MAX means no limit; with
     limit 1 the count for the second is drawn from [1, 1]. The default is read first and compared with the
-    kernel-keyed expectation."""
+    kernel-keyed expectation. "That second" is the value of jiffies / HZ (the count is refilled whenever it
+    changes): the burst is sent just after it has changed (fixtures/kernel_clock.py), and the capture's timestamps
+    must show all three RSTs inside it -- a burst that straddled a change would rightly get two."""
     peer = scripted
     lab = peer.lab
     keyed = lab.kernel_expectation(CHALLENGE_ACK_LIMIT)
@@ -149,9 +152,16 @@ def test_challenge_ack_netns_limit(scripted):
     inside = peer.rel_snd() + peer.window() // 2
     before = lab.namespaces["client"].nstat()
     burst = [peer.prepare("R", seq=inside + k, note=f"in-window RST #{k + 1}") for k in range(3)]
-    first = peer.send_burst(burst)[0]  # within one second of the limit's clock (jiffies / HZ), not just close
-    peer.expect("A", within=PROMPT_S, since=first, learn=False, why="one challenge ACK in this second")
-    peer.expect_no("A", during=NOTHING_S, why="the namespace's count for this second is spent")
+    second = JiffiesClock.measure().fresh_second()
+    sent = peer.send_burst(burst)
+    ack = peer.expect("A", within=PROMPT_S, since=sent[0], learn=False, why="one challenge ACK in this second")
+    last = lab.wire.expect(peer.side, "R", origin="injected", in_order=False, since=sent[-1], within=PROMPT_S,
+                           why="the burst's last RST reached the kernel")
+    arrived = [s.ts for s in lab.wire.all(peer.side, has="R", since=sent[0], origin="injected")]
+    lab.expect_equal("the burst's 3 RSTs arrived inside one second of the limit's clock", len(arrived) == len(burst)
+                     and second.holds(arrived), True, why=second.describe())
+    peer.expect_no("A", during=max(0.0, last.ts - ack.ts) + NOTHING_S, since=ack.ts + 1e-6,  # type: ignore[attr-defined]
+                   why="the namespace's count for this second is spent")
     _counted(lab, before, CHALLENGE, 1)
 
 
