@@ -57,6 +57,7 @@ class Capture:
             raise
         self._frames: list[Frame] = []
         self._lock = threading.Lock()
+        self._arrived = threading.Condition(self._lock)  # notified when frames are added (wait_beyond())
         self._stop = threading.Event()
         self._wake_r, self._wake_w = os.pipe()  # stop() wakes the drain thread at once
         self.kernel_drops = 0
@@ -76,6 +77,7 @@ class Capture:
                 try:
                     data, anc, _flags, addr = self._sock.recvmsg(65536, 64)
                 except (BlockingIOError, OSError, ValueError):
+                    self._arrived.notify_all()
                     return
                 ts = time.time()
                 for level, kind, payload in anc:
@@ -83,6 +85,12 @@ class Capture:
                         sec, nsec = struct.unpack("qq", payload[:16])
                         ts = sec + nsec / 1e9
                 self._frames.append(Frame(ts, addr[2] == PACKET_OUTGOING, data))
+
+    def wait_beyond(self, count: int, timeout: float) -> None:
+        """Return once more than `count` frames are held, or after `timeout` s (a waiting expectation sleeps until
+        the drain thread adds frames instead of polling)."""
+        with self._arrived:
+            self._arrived.wait_for(lambda: len(self._frames) > count, max(0.0, timeout))
 
     def frames(self) -> list[Frame]:
         self.drain()

@@ -242,3 +242,62 @@ def test_state_lookup_finds_what_a_dump_finds(family: str) -> None:
                 sock.close()
     assert answers == [("LISTEN", "LISTEN"), ("ESTABLISHED", "ESTABLISHED"), ("SYN_RECV", "SYN_RECV"),
                        ("CLOSED", "CLOSED"), ("TIME_WAIT", "TIME_WAIT"), ("CLOSED", "CLOSED")]
+
+
+def test_a_waiting_expectation_wakes_when_a_frame_arrives_not_at_its_timeout():
+    """Capture.wait_beyond() (what Wire.expect sleeps in): it returns once the drain thread holds more frames, and
+    only at its timeout when none comes."""
+    import threading
+
+    from scapy.layers.inet import TCP
+    from scapy.layers.l2 import Ether
+
+    fam = FAMILIES["ipv4"]
+    with Topology() as topo:
+        cap = Capture(topo.client_ns, CLIENT_IF)
+        listener = topo.listen(fam)
+        client = topo.client_ns.socket(fam.af)
+        try:
+            t = time.monotonic()
+            cap.wait_beyond(len(cap.frames()) + 1000, timeout=0.3)  # more than will come: the timeout ends it
+            idle = time.monotonic() - t
+            timer = threading.Timer(0.2, client.connect, ((fam.server, 8080),))
+            timer.start()
+            t = time.monotonic()
+            while not any(Ether(f.data).haslayer(TCP) for f in cap.frames()):  # (neighbour discovery may come first)
+                cap.wait_beyond(len(cap.frames()), timeout=10.0)
+            woke = time.monotonic() - t
+            timer.join()
+        finally:
+            cap.stop()
+            client.close()
+            listener.close()
+    assert 0.29 <= idle < 1.0, idle
+    assert 0.19 <= woke < 2.0, woke
+
+
+def test_a_waiting_state_read_takes_the_samplers_next_round_or_reads_itself():
+    """Sampler.next_read() (what Lab.wait_state waits in): the sampler's next round while it runs, a read of its own
+    once it has stopped -- either way the socket's current state."""
+    from fixtures.states import SAMPLE_INTERVAL_S, Sampler, StateProbe
+
+    fam = FAMILIES["ipv4"]
+    with Topology() as topo:
+        listener = topo.listen(fam)
+        probe = StateProbe(topo.server_ns, fam.af, fam.server, fam.client)
+        sampler = Sampler()
+        try:
+            sampler.watch("listener", probe, 8080, None)
+            t = time.monotonic()
+            st = sampler.next_read("listener", timeout=5.0)
+            waited = time.monotonic() - t
+            sampler.stop()
+            t = time.monotonic()
+            after = sampler.next_read("listener", timeout=5.0)
+            fallback = time.monotonic() - t
+        finally:
+            probe.close()
+            listener.close()
+    assert st.state == "LISTEN" and after.state == "LISTEN"
+    assert waited < 1.0, f"the next round came after {waited:.3f} s (interval {SAMPLE_INTERVAL_S} s)"
+    assert fallback < 0.5, f"a stopped sampler's next_read() waited {fallback:.3f} s"
