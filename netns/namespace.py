@@ -18,12 +18,13 @@ import socket
 import subprocess
 import threading
 from collections.abc import Callable, Iterator
-from typing import TypeVar
-
-from pyroute2 import IPRoute
+from typing import TYPE_CHECKING, TypeVar
 
 CLONE_NEWNET = 0x40000000
 SO_NETNS_COOKIE = 71
+
+if TYPE_CHECKING:  # imported where a link is built (pyroute2 takes ~0.25 s to import; a run's controller needs none)
+    from pyroute2 import IPRoute
 
 _libc = ctypes.CDLL(None, use_errno=True)
 T = TypeVar("T")
@@ -210,6 +211,8 @@ class Namespace:
     @contextlib.contextmanager
     def iproute(self) -> Iterator[IPRoute]:
         """A pyroute2 IPRoute whose netlink socket lives in this namespace (checked by cookie)."""
+        from pyroute2 import IPRoute
+
         with self.inside(), IPRoute() as ipr:
             check_fd(ipr.fileno(), self.cookie)
             yield ipr
