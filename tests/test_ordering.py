@@ -47,6 +47,13 @@ def test_expected_duration_is_the_measured_one_else_a_guess(durations: dict[str,
     assert ordering.expected_s("new-case") == 0.1  # the median of what is known
 
 
+@pytest.mark.parametrize(("known", "median"), [([3.0, 1.0, 2.0], 2.0), ([4.0, 1.0, 3.0, 2.0], 2.5), ([], None)])
+def test_an_unknown_case_is_expected_to_take_the_median(monkeypatch: pytest.MonkeyPatch, known: list[float],
+                                                         median: float | None) -> None:
+    monkeypatch.setattr(ordering, "known_durations", lambda: {f"c{i}": v for i, v in enumerate(known)})
+    assert ordering.expected_s("new-case") == (ordering.DEFAULT_GUESS_S if median is None else median)
+
+
 def _scheduled(durations: dict[str, float], workers: int) -> tuple[object, list[FakeNode], list[str]]:
     collection = sorted(durations, key=lambda n: -durations[n])  # as every worker orders it
     sched = ordering.make_scheduler(FakeConfig(workers), None)
