@@ -1,4 +1,4 @@
-"""The behaviour fingerprint (fixtures/fingerprint.py, version 2): stable under timing noise, sensitive to
+"""The behaviour fingerprint (fixtures/fingerprint.py, version 3): stable under timing noise, sensitive to
 behaviour. Pure: hand-made case dicts in the results.json shape."""
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ CLOSE = [seg(0.2, "client", "FA"), seg(0.2005, "server", "A", 1, 2), seg(0.3, "s
 
 
 def test_version_is_recorded():
-    assert fingerprint_data(case(HANDSHAKE + CLOSE))["version"] == VERSION == 2
+    assert fingerprint_data(case(HANDSHAKE + CLOSE))["version"] == VERSION == 3
 
 
 def test_answers_are_kept_and_the_handshake_is_outside_the_scenario():
@@ -77,6 +77,31 @@ def test_retransmissions_counted_only_when_a_timer_bounds_them():
         ["c>FA(resent 2)"]
     acked = case([*HANDSHAKE, fin, *resends, seg(0.81, "server", "A", 1, 2)], end=2.0)
     assert fingerprint_data(acked)["segments"]["1"][0] == "c>FA"  # the ACK's timing decided the count
+
+
+def test_a_series_counts_only_when_the_socket_ended_by_itself():
+    """The socket gone soon after an ACK of the resent FIN (it got through: the case's drop rules decided when), or
+    after a harness action (close() with SO_LINGER {1,0}, the peer's data), is not the retransmission budget: not
+    counted. A captured ACK that the socket outlives by an RTO was dropped before it: the budget ended it, counted."""
+    fin = seg(0.2, "client", "FA")
+    resends = [seg(0.4, "client", "FA"), seg(0.8, "client", "FA")]
+    gone_at = lambda t: [{"t": 0.1, "side": "client", "state": "FIN_WAIT1"},  # noqa: E731
+                         {"t": t, "side": "client", "state": "CLOSED"}]
+    by_budget = case([*HANDSHAKE, fin, *resends, seg(0.8003, "server", "A", 1, 2)], gone_at(1.6), end=2.0)
+    assert fingerprint_data(by_budget)["segments"]["1"][0] == "c>FA(resent 2)"
+    by_ack = case([*HANDSHAKE, fin, *resends, seg(0.8003, "server", "A", 1, 2)], gone_at(0.81), end=2.0)
+    assert fingerprint_data(by_ack)["segments"]["1"][0] == "c>FA"
+    old_ack = case([*HANDSHAKE, fin, *resends, seg(0.8003, "server", "A", 1, 1)], gone_at(0.81), end=2.0)
+    assert fingerprint_data(old_ack)["segments"]["1"][0] == "c>FA(resent 2)", "an ACK below the FIN ends nothing"
+    closed = [{"t": 0.9, "side": "client", "call": "close", "errno": None}]
+    by_close = case([*HANDSHAKE, fin, *resends], gone_at(0.91), end=2.0, syscalls=closed)
+    assert fingerprint_data(by_close)["segments"]["1"][0] == "c>FA"
+    peer_sends = case([*HANDSHAKE, fin, *resends], gone_at(0.91), end=2.0,
+                      syscalls=[{"t": 0.9, "side": "server", "call": "send", "errno": None}])
+    assert fingerprint_data(peer_sends)["segments"]["1"][0] == "c>FA", "the orphan's RST to the peer's data"
+    before = case([*HANDSHAKE, fin, *resends], gone_at(1.6), end=2.0,
+                  syscalls=[{"t": 0.3, "side": "client", "call": "close", "errno": None}])
+    assert fingerprint_data(before)["segments"]["1"][0] == "c>FA(resent 2)", "a syscall before the last resend"
 
 
 def test_state_path_keeps_held_and_asserted_states_not_blips():
