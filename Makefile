@@ -63,11 +63,14 @@ lint:
 bench:
 	$(PYTHON) bench/bench_harness.py --workers $(WORKERS)
 
-# Refresh conformance/durations.json (the expected durations the longest-first order reads) from a full run.
+# Refresh conformance/durations.json (the expected durations the longest-first order reads) from a full run and
+# a run of the default selection (where long timers are read, not waited out).
 durations:
-	rm -rf build/durations-run
+	rm -rf build/durations-run build/durations-quick
 	-$(PYTEST) -n $(WORKERS) conformance --results-dir build/durations-run --no-report -q
 	$(PYTHON) -m fixtures.ordering refresh build/durations-run
+	-$(PYTEST) -n $(WORKERS) conformance -m "not slow" --results-dir build/durations-quick --no-report -q
+	$(PYTHON) -m fixtures.ordering refresh build/durations-quick
 
 clean:
 	rm -rf reports/runs build *.egg-info
