@@ -17,13 +17,13 @@ OTHER = {"client": "server", "server": "client"}
 
 def probe_timeout(lab, side: str) -> float:
     """When a lone unacknowledged FIN is sent again: tcp_schedule_loss_probe() arms a tail-loss probe at
-    2*srtt + rto_min when one segment is in flight, capped by the RTO (measured: on this kernel rto_min is
-    the namespace's tcp_rto_min_us, 200 ms by default); without a tail-loss probe (tcp_early_retrans) the RTO
+    2*srtt + rto_min when one segment is in flight, capped by the RTO (rto_min: tcp_rto_min(), the namespace's
+    tcp_rto_min_us since 6.11, 200 ms by default, measured); without a tail-loss probe (tcp_early_retrans) the RTO
     resends it. Read before close(): tcp_info needs the fd."""
     info = lab.endpoints[side].tcp_info()
     if not lab.retransmission(side).tlp:
         return info["rto"] / 1e6
-    rto_min = lab.cfg("net.ipv4.tcp_rto_min_us", side, why="the tail-loss probe's timeout") / 1e6
+    rto_min = lab.rto_min_s(side, why="the tail-loss probe's timeout")
     return min(2 * info["rtt"] / 1e6 + rto_min, info["rto"] / 1e6)
 
 

@@ -10,7 +10,6 @@ from conformance.claims import Key
 from fixtures.constants import TCP_TIMEWAIT_LEN_S
 from fixtures.references import reference
 from fixtures.tolerance import JIFFY_S, POLL_S, PROMPT_S, chain_window, timer_window, wait_s
-from fixtures.versions import UNTESTABLE
 
 ACK_BEFORE_CLOSE = ("the ACK of the FIN has arrived before the second close: one still queued on the veth (another "
                     "CPU's backlog) could otherwise arrive after that side's FIN, and the TIME_WAIT's duplicate ACK "
@@ -131,8 +130,6 @@ def test_retransmitted_fin_in_time_wait_is_acked_and_restarts_the_timer(lab):
     (tcp_rto_min_us 500 ms on both sides). tcp_timewait_state_process() answers it with an ACK
     (TCP_TW_ACK) and calls inet_twsk_reschedule(tw, TCP_TIMEWAIT_LEN), as RFC 9293 requires."""
     lab.requires_time_wait("client", why="a FIN into TIME_WAIT")
-    if not lab.sysctl_present("net.ipv4.tcp_rto_min_us"):
-        pytest.skip(f"{UNTESTABLE}tcp_rto_min_us is absent (per-namespace since 6.11)")
     lab.connect()
     rto = lab.server.rto_s()
     lab.client.close()

@@ -13,6 +13,7 @@ import pytest
 from conformance.claims import Key
 from fixtures.constants import TCP_TIMEWAIT_LEN_S
 from fixtures.kernel_changes import TCP_LINGER2_LIMIT
+from fixtures.lab import RTO_MIN_SYSCTL  # per-namespace since 6.11; before, the lab sets a locked route rto_min
 from fixtures.references import reference
 from fixtures.tcp_model import (
     death_after_series,
@@ -20,15 +21,8 @@ from fixtures.tcp_model import (
     orphan_retries_effective,
 )
 from fixtures.tolerance import PROMPT_S, chain_window, prompt_window, timer_window, wait_s
-from fixtures.versions import UNTESTABLE
 
-RTO_MIN_SYSCTL = "net.ipv4.tcp_rto_min_us"  # per-namespace since 6.11
 OTHER = {"client": "server", "server": "client"}
-
-
-def _need_rto_min(lab):
-    if not lab.sysctl_present(RTO_MIN_SYSCTL):
-        pytest.skip(f"{UNTESTABLE}{RTO_MIN_SYSCTL} is absent (per-namespace since 6.11)")
 
 
 def _keepalive(ep, idle, intvl, cnt):
@@ -61,7 +55,8 @@ def _expect_fin_series_then_silent_death(lab, side, fin, rto, boundary, why, sta
         path = lab.states_seen(side)
         lab.observe(states_key, path, f"{side} {' -> '.join(path)}, its FIN never ACKed ({why})")
         if lifetime_key is not None:
-            at_defaults = not {"net.ipv4.tcp_orphan_retries", RTO_MIN_SYSCTL} & set(lab.evidence.sysctls)
+            at_defaults = not {"net.ipv4.tcp_orphan_retries", RTO_MIN_SYSCTL} & set(lab.evidence.sysctls) and \
+                not lab.rto_min_routes
             ended = "outlived the wait" if gone is None else f"ended {gone - fin.ts:.3f} s"
             lab.observe(lifetime_key, {"lifetime_s": None if gone is None else round(gone - fin.ts, 3),
                                        "at_defaults": at_defaults},
@@ -228,7 +223,6 @@ def test_orphaned_fin_wait2_lives_at_least_three_and_a_half_rto(lab):
     tcp_fin_time() raises the timeout to (rto << 2) - (rto >> 1) so that a peer's FIN retransmitted after
     a lost one still finds the socket. With tcp_rto_min_us 400 ms the RTO is ~404 ms: ~1.41 s > 1 s."""
     lab.requires_time_wait("client", why="the orphaned FIN_WAIT2 is a timewait sock")
-    _need_rto_min(lab)
     lab.connect()
     rto = lab.client.rto_s()
     floor = 3.5 * rto
@@ -351,7 +345,6 @@ def test_orphaned_fin_wait1_blackholed_retransmits_until_orphan_retries_time(lab
     RTO. The first resend is a tail-loss probe (no backoff), so the gaps are R, R, 2R, 4R ... With the
     default 200 ms RTO and N = 1 that is 3 resends; with tcp_rto_min_us 50 ms, 4 (N = 1) or 5 (N = 2). The
     socket then vanishes silently (tcp_write_err, TCPAbortOnTimeout), no RST."""
-    _need_rto_min(lab)
     lab.sysctl(RTO_MIN_SYSCTL, rto_min_us)
     lab.sysctl("net.ipv4.tcp_orphan_retries", orphan_retries)
     lab.connect()
@@ -376,7 +369,6 @@ def test_orphan_retries_zero_means_eight(lab):
     tcp_orphan_retries() returns 8 when the sysctl is 0 and the socket is 'alive' (icsk_rto < TCP_RTO_MAX),
     i.e. (2^9 - 1) * 200 ms = 102.2 s of retransmissions. Watched past the point where tcp_orphan_retries 1
     would have ended it (0.6 s after the first RTO), the orphan is still in FIN_WAIT1 and still re-sending."""
-    _need_rto_min(lab)
     lab.connect()
     rto = lab.client.rto_s()
     lab.drop(towards="server", name="blackhole")
@@ -433,7 +425,6 @@ def test_last_ack_with_final_ack_lost_retransmits_fin_then_gives_up(lab, how):
     an orphan and tcp_orphan_retries bounds it; after shutdown(SHUT_WR) the fd is still open, so tcp_retries2
     does, and the application learns ETIMEDOUT. Both are 1 here: 0.6 s after the first RTO."""
     lab.requires_time_wait("client", why="the TIME_WAIT peer re-ACKs every FIN")
-    _need_rto_min(lab)
     lab.connect()
     rto = lab.server.rto_s()
     lab.client.close()
