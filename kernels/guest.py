@@ -188,9 +188,26 @@ HOLD_TIMESTAMPS = (
 )
 
 
+# The same for netfilter: nf_hook()'s fast path is a static key per (family, hook), nf_hooks_needed, enabled while
+# any namespace has a hook there. Each case with a drop rule creates and deletes an inet table with a prerouting
+# chain (netns/faults.py), each scripted peer one with an output chain (fixtures/scripted.py), so with no other
+# user every such case patched kernel text twice. A 6.12.117 guest (2 vCPUs, TCG, default selection at 2 workers)
+# died of an `Oops: int3` in ip6_xmit+0x2fd, 86 cases in: a `jmp` at its NF_HOOK(NFPROTO_IPV6, NF_INET_LOCAL_OUT)
+# site, the output hook's key. A namespace holding a chain on every inet hook for the whole run keeps those keys
+# enabled: patched once.
+NF_HOOKS = ("prerouting", "input", "forward", "output", "postrouting")
+HOLD_NF_HOOKS = (
+    "unshare --net sh -c " + shlex.quote(
+        "printf '%s\\n' 'table inet sockconf_hold {' "
+        + " ".join(f"'chain {hook} {{ type filter hook {hook} priority 0; policy accept; }}'" for hook in NF_HOOKS)
+        + " '}' | nft -f - && exec sleep 1000000000") + " >/dev/null 2>&1 &"
+)
+
+
 def guest_script(command: str, run_dir: Path, accel: str, env: dict[str, str] | None = None) -> str:
     """The shell script the guest runs: the boot marker (with uname), the environment, a check that the host's
-    root filesystem (the repository) is read-only, the nft warm-up, the timestamp holder, the command, and
+    root filesystem (the repository) is read-only, the nft warm-up, the timestamp and netfilter hook holders, the
+    command, and
     its exit status marker."""
     home = run_dir / "guest" / "home"
     exports = {
@@ -217,6 +234,7 @@ def guest_script(command: str, run_dir: Path, accel: str, env: dict[str, str] | 
         f"if touch {ROOT_PROBE} 2>/dev/null; then rm -f {ROOT_PROBE}; echo {RO_FAIL}; exit 98; fi",
         NFT_WARM_UP,
         HOLD_TIMESTAMPS,
+        HOLD_NF_HOOKS,
         command,
         "rc=$?",
         f'echo "{RC} $rc"',

@@ -336,6 +336,23 @@ def test_guest_holds_packet_timestamps_on_for_the_whole_command(tmp_path):
     assert proc.returncode == 0, proc.stderr
 
 
+@pytest.mark.root
+def test_guest_holds_a_chain_on_every_inet_hook_for_the_whole_command(tmp_path):
+    """The netfilter holder starts (in the background) before the command, in a namespace of its own: its rule set is
+    one nft accepts, with a base chain on each inet hook (run here with the sleep replaced by a listing), and the
+    host's rule set stays as it was."""
+    script = guest.guest_script("echo hi", tmp_path, "tcg")
+    assert script.index(guest.HOLD_NF_HOOKS) < script.index("echo hi")
+    assert guest.HOLD_NF_HOOKS.startswith("unshare --net ") and guest.HOLD_NF_HOOKS.endswith("&")
+    listing = guest.HOLD_NF_HOOKS.replace("exec sleep 1000000000", "nft list ruleset")
+    listing = listing.removesuffix(" >/dev/null 2>&1 &")
+    before = subprocess.run(["nft", "list", "ruleset"], capture_output=True, text=True, check=True).stdout
+    proc = subprocess.run(["sh", "-c", listing], capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    assert [f"type filter hook {hook}" in proc.stdout for hook in guest.NF_HOOKS] == [True] * len(guest.NF_HOOKS)
+    assert subprocess.run(["nft", "list", "ruleset"], capture_output=True, text=True, check=True).stdout == before
+
+
 def test_vng_command_line(tmp_path, monkeypatch):
     monkeypatch.setenv("SOCKCONF_CACHE", str(tmp_path / "cache"))
     kernel = Kernel("debian:6.1", "debian", "6.1.0-57", image=tmp_path / "boot/vmlinuz-6.1.0-57")
