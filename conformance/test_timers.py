@@ -232,9 +232,11 @@ def test_orphaned_fin_wait2_lives_at_least_three_and_a_half_rto(lab):
     fin = lab.wire.expect("client", "FA", within=PROMPT_S)
     ack = lab.wire.expect("server", "A", ack=fin.seq + 1, within=PROMPT_S)
     lab.wait_state("client", "FIN_WAIT2", within=PROMPT_S)
+    lab.expect_orphan_fin_wait2("client", why="now an orphan")
     gone = lab.wait_gone("client", within=wait_s(timer_window(floor, "sock_diag")))
     lab.expect_duration("orphan FIN_WAIT2 lifetime (3.5 x RTO)", ack.ts, gone,
                         timer_window(floor, "sock_diag"), "sock_diag")
+    lab.expect_orphan_fin_wait2_ends("client", ack.ts + 1e-6, gone)
 
 
 def _observe_close_wait(pair, entered):
