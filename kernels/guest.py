@@ -348,6 +348,27 @@ def vng_argv(vng: str, kernel: Kernel, run_dir: Path, script: Path, accel: str, 
     return argv
 
 
+# The repository's Python, compiled on the host before boot. The guest reads .pyc files and never writes them (its
+# root is read-only), so without them every guest process (pytest's controller and each worker) compiles every
+# module it imports, under emulation. A fresh clone has none: pip installs the project editable, uncompiled.
+PACKAGES = ("conformance", "fixtures", "netns", "reports", "kernels", "conftest.py")
+
+
+def precompile(repo: Path = REPO) -> list[str]:
+    """Compile the repository's modules on the host (where .pyc files are missing or stale); return what could not
+    be compiled (a read-only checkout: the guest then compiles them itself, slower)."""
+    import compileall  # only the runner needs it
+
+    failed = []
+    for name in PACKAGES:
+        path = repo / name
+        ok = compileall.compile_file(path, quiet=2) if path.is_file() else \
+            compileall.compile_dir(path, quiet=2, workers=1)
+        if not ok:
+            failed.append(name)
+    return failed
+
+
 def run(kernel: Kernel, command: str, run_dir: Path, opts: Options | None = None,
         env: dict[str, str] | None = None) -> GuestResult:
     """Boot `kernel`, run `command` (shell) in the repository directory, return its exit status and the facts."""
@@ -355,6 +376,10 @@ def run(kernel: Kernel, command: str, run_dir: Path, opts: Options | None = None
     relay = opts.relay or sys.stdout
     vng = check_host_tools()
     bin_dir = install_shim()
+    uncompiled = precompile()
+    if uncompiled:
+        print(f"kernels: could not compile {', '.join(uncompiled)} on the host: the guest compiles them, slower",
+              file=sys.stderr)
     if opts.kvm == "no":
         accel, why = "tcg", "--kvm no"
     else:

@@ -301,6 +301,23 @@ def test_pytest_command_in_the_guest(tmp_path):
         pytest_command(["--results-dir", "/x"], tmp_path)
 
 
+def test_the_repository_is_compiled_on_the_host_before_boot(tmp_path):
+    """The guest never writes .pyc files (read-only root): the host compiles every package it imports, and names
+    what it could not compile."""
+    import importlib.util
+
+    (tmp_path / "fixtures").mkdir()
+    (tmp_path / "fixtures" / "lab.py").write_text("X = 1\n")
+    (tmp_path / "conftest.py").write_text("Y = 2\n")
+    (tmp_path / "netns").mkdir()
+    (tmp_path / "netns" / "broken.py").write_text("def (:\n")
+    assert guest.precompile(tmp_path) == ["netns"]
+    for source in (tmp_path / "fixtures" / "lab.py", tmp_path / "conftest.py"):
+        assert Path(importlib.util.cache_from_source(str(source))).is_file()
+    assert {"conformance", "fixtures", "netns", "reports", "conftest.py"} <= set(guest.PACKAGES)
+    assert all((guest.REPO / name).exists() for name in guest.PACKAGES)
+
+
 def test_guest_script_environment(tmp_path):
     script = guest.guest_script("echo hi", tmp_path, "tcg")
     assert guest.UP in script and guest.RC in script and "echo hi" in script
