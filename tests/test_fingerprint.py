@@ -1,4 +1,4 @@
-"""The behaviour fingerprint (fixtures/fingerprint.py, version 3): stable under timing noise, sensitive to
+"""The behaviour fingerprint (fixtures/fingerprint.py, version 4): stable under timing noise, sensitive to
 behaviour. Pure: hand-made case dicts in the results.json shape."""
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ CLOSE = [seg(0.2, "client", "FA"), seg(0.2005, "server", "A", 1, 2), seg(0.3, "s
 
 
 def test_version_is_recorded():
-    assert fingerprint_data(case(HANDSHAKE + CLOSE))["version"] == VERSION == 3
+    assert fingerprint_data(case(HANDSHAKE + CLOSE))["version"] == VERSION == 4
 
 
 def test_answers_are_kept_and_the_handshake_is_outside_the_scenario():
@@ -113,6 +113,14 @@ def test_state_path_keeps_held_and_asserted_states_not_blips():
     assert data["states"]["client"] == []  # FIN_WAIT2 held 0.2 s, the ends cut by the scenario: none asserted
     held = [*rows[:3], {"t": 3.0, "side": "client", "state": "TIME_WAIT", "timer": "timewait"}]
     assert fingerprint_data(case(HANDSHAKE + CLOSE, held))["states"]["client"] == ["FIN_WAIT2/timewait"]
+    server_closes = [{"t": 2.9, "side": "server", "call": "close", "errno": None}]
+    assert fingerprint_data(case(HANDSHAKE + CLOSE, held, syscalls=server_closes))["states"]["client"] == [], \
+        "a state the harness ended (the server's close(), its FIN) lasted as long as the harness took"
+    injected = [*HANDSHAKE, *CLOSE, seg(1.5, "server", "A", origin="harness")]
+    assert fingerprint_data(case(injected, held))["states"]["client"] == [], "a segment injected during it"
+    before = [{"t": 0.1, "side": "client", "call": "close", "errno": None}]
+    assert fingerprint_data(case(HANDSHAKE + CLOSE, held, syscalls=before))["states"]["client"] \
+        == ["FIN_WAIT2/timewait"], "an action before the state began"
     tw = {"kind": "reach", "expected": "TIME_WAIT", "ok": True, "what": "", "params":
           {"side": "client", "state": "TIME_WAIT"}}
     assert fingerprint_data(case(HANDSHAKE + CLOSE, rows, checks=[tw]))["states"]["client"] == ["TIME_WAIT"]
