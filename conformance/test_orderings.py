@@ -10,21 +10,23 @@ from conformance.claims import Key
 from fixtures.constants import TCP_TIMEWAIT_LEN_S
 from fixtures.kernel_changes import TCP_LINGER2_LIMIT
 from fixtures.references import reference
-from fixtures.tolerance import CAPTURE_LAG_S, PROMPT_S, chain_window, timer_window, wait_s
+from fixtures.tolerance import CAPTURE_LAG_S, PROMPT_S, Window, chain_window, rto_basis, timer_window, wait_s
 
 OTHER = {"client": "server", "server": "client"}
 
 
-def probe_timeout(lab, side: str) -> float:
+def probe_window(lab, side: str) -> Window:
     """When a lone unacknowledged FIN is sent again: tcp_schedule_loss_probe() arms a tail-loss probe at
     2*srtt + rto_min when one segment is in flight, capped by the RTO (rto_min: tcp_rto_min(), the namespace's
     tcp_rto_min_us since 6.11, 200 ms by default, measured); without a tail-loss probe (tcp_early_retrans) the RTO
     resends it. Read before close(): tcp_info needs the fd."""
     info = lab.endpoints[side].tcp_info()
+    rto_min = lab.rto_min_s(side, why="the FIN's first resend")
+    rto = info["rto"] / 1e6
     if not lab.retransmission(side).tlp:
-        return info["rto"] / 1e6
-    rto_min = lab.rto_min_s(side, why="the tail-loss probe's timeout")
-    return min(2 * info["rtt"] / 1e6 + rto_min, info["rto"] / 1e6)
+        return timer_window(rto, "wire", basis=rto_basis(rto, rto, rto_min))
+    return timer_window(min(2 * info["rtt"] / 1e6 + rto_min, rto), "wire",
+                        basis=f"loss probe: 2·srtt + rto_min {rto_min:g} s, at most the RTO")
 
 
 @pytest.mark.parametrize("closer", ["client", "server"])
@@ -46,7 +48,7 @@ def test_active_close_every_state_on_both_sides(pair, closer):
     pair.requires_time_wait(closer, why="its TIME_WAIT answers the peer's resent FIN")
     peer = OTHER[closer]
     active, passive = pair.endpoints[closer], pair.endpoints[peer]
-    window = timer_window(probe_timeout(pair, closer), "wire")
+    window = probe_window(pair, closer)
     pair.drop(towards=closer, name="acks-to-closer", exactly="A", match=pair.sent_by_kernel(peer))
     active.close()
     fin = pair.wire.expect(closer, "FA", within=PROMPT_S)
@@ -62,7 +64,7 @@ def test_active_close_every_state_on_both_sides(pair, closer):
     pair.wait_state(closer, "FIN_WAIT2", within=PROMPT_S)
     pair.expect_orphan_fin_wait2(closer)
 
-    window = timer_window(probe_timeout(pair, peer), "wire")
+    window = probe_window(pair, peer)
     pair.drop(towards=peer, name="acks-to-peer", exactly="A", match=pair.sent_by_kernel(closer))
     passive.close()
     last = pair.wire.expect(peer, "FA", within=PROMPT_S)
@@ -110,7 +112,7 @@ def test_fin_in_fin_wait1_goes_closing(pair, held):
     pair.requires_time_wait(held, why="CLOSING ends in TIME_WAIT")
     pair.requires_time_wait(OTHER[held], why="FIN_WAIT2 ends in TIME_WAIT")
     other = OTHER[held]
-    window = timer_window(probe_timeout(pair, held), "wire")
+    window = probe_window(pair, held)
     pair.drop(towards=other, name="held-fin", has="F", match=pair.sent_by_kernel(held))
     pair.endpoints[held].close()
     pair.wait_state(held, "FIN_WAIT1", within=PROMPT_S)
@@ -162,7 +164,7 @@ def test_simultaneous_close_crossing_fins_both_closing(pair):
     resends leave in the same timer tick, and then CLOSING lasts microseconds: too short for sock_diag polling."""
     pair.requires_time_wait("client", why="CLOSING ends in TIME_WAIT")
     pair.requires_time_wait("server", why="CLOSING ends in TIME_WAIT")
-    window = timer_window(max(probe_timeout(pair, "client"), probe_timeout(pair, "server")), "wire")
+    window = max(probe_window(pair, "client"), probe_window(pair, "server"), key=lambda w: w.expected_s)
     rto = max(pair.client.rto_s(), pair.server.rto_s())
     for side in ("server", "client"):  # all rules first, each on what the other kernel sends (not the replays)
         kernel = pair.sent_by_kernel(OTHER[side])

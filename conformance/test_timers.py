@@ -20,7 +20,7 @@ from fixtures.tcp_model import (
     fin_time_s,
     orphan_retries_effective,
 )
-from fixtures.tolerance import PROMPT_S, chain_window, prompt_window, timer_window, wait_s
+from fixtures.tolerance import PROMPT_S, chain_window, prompt_window, rto_basis, timer_window, wait_s
 
 OTHER = {"client": "server", "server": "client"}
 
@@ -47,7 +47,8 @@ def _expect_fin_series_then_silent_death(lab, side, fin, rto, boundary, why, sta
     first_rto = 1 if model.tlp else 0  # the TLP does not start tp->retrans_stamp
     count, death = death_after_series(offsets[first_rto:], model.budget_s(boundary))
     count += first_rto
-    lifetime = chain_window(death, timers=count + 1, source="sock_diag")
+    rto_min = lab.rto_min_s(side, why="the FIN's resend series")
+    lifetime = chain_window(death, timers=count + 1, source="sock_diag", basis=rto_basis(death, rto, rto_min))
     gone = None
     try:
         gone = lab.wait_gone(side, within=wait_s(lifetime) - (time.time() - fin.ts), why=why)
@@ -64,7 +65,7 @@ def _expect_fin_series_then_silent_death(lab, side, fin, rto, boundary, why, sta
     lab.expect_duration(f"{side} lifetime from its FIN to its end", fin.ts, gone, lifetime, "sock_diag", why)
     last = fin
     for k, offset in enumerate(offsets[:count]):
-        window = chain_window(offset, timers=k + 1, source="wire")
+        window = chain_window(offset, timers=k + 1, source="wire", basis=rto_basis(offset, rto, rto_min))
         kind = "TLP" if k == 0 else "RTO"
         last = lab.wire.expect(side, "FA", seq=fin.seq, within=window.high_s, since=fin.ts,
                                why=f"FIN resend {k + 1} of {count} ({kind}, RTO {rto * 1000:.0f} ms)")
@@ -233,9 +234,9 @@ def test_orphaned_fin_wait2_lives_at_least_three_and_a_half_rto(lab):
     ack = lab.wire.expect("server", "A", ack=fin.seq + 1, within=PROMPT_S)
     lab.wait_state("client", "FIN_WAIT2", within=PROMPT_S)
     lab.expect_orphan_fin_wait2("client", why="now an orphan")
-    gone = lab.wait_gone("client", within=wait_s(timer_window(floor, "sock_diag")))
-    lab.expect_duration("orphan FIN_WAIT2 lifetime (3.5 x RTO)", ack.ts, gone,
-                        timer_window(floor, "sock_diag"), "sock_diag")
+    window = timer_window(floor, "sock_diag", basis=rto_basis(floor, rto, lab.rto_min_s("client", why="the floor")))
+    gone = lab.wait_gone("client", within=wait_s(window))
+    lab.expect_duration("orphan FIN_WAIT2 lifetime (3.5 x RTO)", ack.ts, gone, window, "sock_diag")
     lab.expect_orphan_fin_wait2_ends("client", ack.ts + 1e-6, gone)
 
 
@@ -381,8 +382,9 @@ def test_orphan_retries_zero_means_eight(lab):
     first_rto = 1 if model.tlp else 0
     sent_if_one, _death_if_one = death_after_series(offsets[first_rto:], model.budget_s(1))
     resend = fin
+    rto_min = lab.rto_min_s("client", why="the FIN's resend series")
     for k in range(sent_if_one + first_rto + 1):  # (the TLP,) the resends tcp_orphan_retries 1 allows, one more
-        window = chain_window(offsets[k], timers=k + 1, source="wire")
+        window = chain_window(offsets[k], timers=k + 1, source="wire", basis=rto_basis(offsets[k], rto, rto_min))
         past = k == sent_if_one + first_rto
         resend = lab.wire.expect("client", "FA", seq=fin.seq, within=window.high_s, since=fin.ts,
                                  why="past the point where tcp_orphan_retries 1 would have ended the orphan" if past
@@ -472,7 +474,9 @@ def test_user_timeout_ends_orphaned_fin_wait1(pair):
     offsets = model.series(rto, 12)
     end = offsets[1 if model.tlp else 0] + user_timeout  # from the first RTO retransmission (tp->retrans_stamp)
     expected = [o for o in offsets if o < end]
-    lifetime = chain_window(end, timers=len(expected) + 1, source="sock_diag")
+    first = rto_basis(offsets[1 if model.tlp else 0], rto, pair.rto_min_s("client", why="the first RTO"))
+    lifetime = chain_window(end, timers=len(expected) + 1, source="sock_diag",
+                            basis=f"{first} + TCP_USER_TIMEOUT {user_timeout:g} s")
     try:
         gone = pair.wait_gone("client", within=wait_s(lifetime) - (time.time() - fin.ts))
     finally:

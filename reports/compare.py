@@ -541,6 +541,8 @@ def _duration_text(value: tuple[float, bool] | None, d: dict | None) -> str:
     if value is None or d is None:
         return "?"
     v, inside = value
+    if inside and d.get("basis"):
+        return str(d["basis"])  # computed from a measured RTO or RTT: its make-up, as the fingerprint keeps it
     return _seconds(v) if inside else f"{_seconds(v)} measured (expected {_seconds(float(d['expected_s']))})"
 
 

@@ -151,6 +151,25 @@ def test_durations_by_expected_value_inside_the_window_measured_outside():
     assert fingerprint(with_duration(60.2, 60.0))[0] != fingerprint(with_duration(5.1, 5.0))[0]
 
 
+def test_a_duration_computed_from_a_measured_rto_is_kept_by_its_make_up():
+    """A loss probe expected at 0.4 s on the host and 0.41 s in an emulated guest (2·srtt + rto_min 0.4 s): the same
+    behaviour; its make-up, which carries the configured floor, is what the fingerprint keeps."""
+    def probe(measured: float, expected: float, basis: str) -> dict:
+        d = {"name": "resend", "measured_s": measured, "expected_s": expected, "low_s": expected - 0.01,
+             "high_s": expected * 1.2, "basis": basis}
+        check = {"kind": "duration", "what": "resend", "expected": "", "ok": True, "params": {"x": 1}}
+        return case(HANDSHAKE, durations=[d], checks=[check])
+
+    host = probe(0.402, 0.4001, "2.0×RTO (rto_min 0.2 s)")
+    guest = probe(0.414, 0.41, "2.0×RTO (rto_min 0.2 s)")
+    assert fingerprint(host)[0] == fingerprint(guest)[0]
+    assert "duration resend ~2.0×RTO (rto_min 0.2 s) ok" in fingerprint_data(host)["checks"]
+    assert fingerprint(host)[0] != fingerprint(probe(1.0, 1.0, "2.0×RTO (rto_min 0.5 s)"))[0], "a tuned floor"
+    assert fingerprint(host)[0] != fingerprint(probe(0.6, 0.6, "3.0×RTO (rto_min 0.2 s)"))[0], "one more backoff"
+    outside = fingerprint_data(probe(0.9, 0.41, "2.0×RTO (rto_min 0.2 s)"))["checks"]
+    assert "duration resend 0.9s! ok" in outside, "outside its window: the measurement, as for any duration"
+
+
 def test_a_fin_acknowledged_by_a_fin_or_by_a_pure_ack_reads_the_same():
     pure = case([*HANDSHAKE, seg(0.2, "server", "FA"), seg(0.2005, "client", "A", 1, 2),
                  seg(0.3, "client", "FA", 1, 2), seg(0.3005, "server", "A", 2, 2)])
