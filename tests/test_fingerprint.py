@@ -118,6 +118,9 @@ def test_state_path_keeps_held_and_asserted_states_not_blips():
         "a state the harness ended (the server's close(), its FIN) lasted as long as the harness took"
     injected = [*HANDSHAKE, *CLOSE, seg(1.5, "server", "A", origin="harness")]
     assert fingerprint_data(case(injected, held))["states"]["client"] == [], "a segment injected during it"
+    seen_late = [{"t": 0.25, "side": "client", "call": "setsockopt", "errno": None}]
+    assert fingerprint_data(case(HANDSHAKE + CLOSE, held, syscalls=seen_late))["states"]["client"] \
+        == ["FIN_WAIT2/timewait"], "an act just after the state was first seen: the sampler may have been late"
     before = [{"t": 0.1, "side": "client", "call": "close", "errno": None}]
     assert fingerprint_data(case(HANDSHAKE + CLOSE, held, syscalls=before))["states"]["client"] \
         == ["FIN_WAIT2/timewait"], "an action before the state began"
