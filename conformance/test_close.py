@@ -79,7 +79,7 @@ def test_active_close_then_peer_close_ends_in_time_wait(pair):
                  "client closes first, then the server")
     tw = pair.expect_state("client", "TIME_WAIT", timer="timewait")
     pair.expect_timer("TIME_WAIT timer from the peer's FIN", server_fin, tw,
-                      timer_window(TIME_WAIT_LEN_MS / 1000, source="sock_diag"))
+                      timer_window(TIME_WAIT_LEN_MS / 1000))
     pair.expect_states_seen("client", ["ESTABLISHED", "FIN_WAIT2", "TIME_WAIT"])
     pair.expect_states_seen("server", ["ESTABLISHED", "CLOSE_WAIT", "CLOSED"])
 

@@ -286,7 +286,7 @@ def test_late_syn_ack_after_close_in_syn_sent_gets_rst(lab, late_synack):
         late = lab.wire.expect("server", "SA", within=PROMPT_S, origin="injected")
     else:
         lab.undrop("client", "syn-ack")
-        window = timer_window(SYNACK_TIMEOUT_S, "wire")
+        window = timer_window(SYNACK_TIMEOUT_S)
         late = lab.wire.expect("server", "SA", within=window.high_s, since=synack.ts)
         lab.expect_duration("SYN-ACK retransmission (TCP_TIMEOUT_INIT)", synack.ts, late.ts, window, "wire")
     rst = lab.wire.expect("client", "R", within=PROMPT_S, since=late.ts, seq=synack.ack,

@@ -166,7 +166,7 @@ def test_linger_close_against_a_blackholed_peer_blocks_n_seconds(pair, mode):
     pair.expect_equal("close() result", call.errno or call.result, "0",
                       why="sk_stream_wait_close() returns void: close() succeeds whether or not the FIN was ACKed")
     pair.expect_duration(f"close() with SO_LINGER {{1,{LINGER_S}}}, peer blackholed", call.t, call.t_end,
-                         timer_window(LINGER_S, "syscall"), "syscall")
+                         timer_window(LINGER_S), "syscall")
     fin = pair.wire.expect("client", "FA", within=PROMPT_S, since=call.t)
     lingered = call.t_end - call.t
     pair.wire.expect("client", "FA", seq=fin.seq, within=lingered, since=fin.ts,
@@ -209,7 +209,7 @@ def test_linger_close_against_a_zero_window_peer(lab, peer):
     lab.expect_equal("close() result", call.errno or call.result, "0")
     if reader is None:
         lab.expect_duration(f"close() with SO_LINGER {{1,{LINGER_S}}}, zero window", call.t, call.t_end,
-                            timer_window(LINGER_S, "syscall"), "syscall")
+                            timer_window(LINGER_S), "syscall")
         lab.wire.expect_no("client", has="F", during=call.t_end - call.t, since=call.t,
                            why="the FIN waits behind the unsent data")
         lab.wire.expect_no("client", has="R", during=call.t_end - call.t, since=call.t,
@@ -261,7 +261,7 @@ def test_linger_applies_only_on_the_last_close_of_a_dup(pair, linger_s):
         fin = pair.wire.expect("client", "FA", within=PROMPT_S, since=last.t)
         pair.wire.allow("client", "FA", seq=fin.seq, why="FIN retransmissions against the blackholed peer")
         pair.expect_duration(f"last close() with SO_LINGER {{1,{linger_s}}}", last.t, last.t_end,
-                             timer_window(linger_s, "syscall"), "syscall")
+                             timer_window(linger_s), "syscall")
         pair.expect_state("client", "FIN_WAIT1", timer="retrans")
 
 

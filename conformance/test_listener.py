@@ -185,7 +185,7 @@ def test_half_open_request_outlives_listener_close_silently(lab):
     try:
         if fate.outlives_listener:
             lab.expect_state(request, "SYN_RECV", timer="retrans", why=fate.describe())
-            gone = lab.wait_gone(request, within=wait_s(timer_window(TIMEOUT_INIT_S, "sock_diag")), why=fate.describe())
+            gone = lab.wait_gone(request, within=wait_s(timer_window(TIMEOUT_INIT_S)), why=fate.describe())
         else:
             gone = lab.wait_gone(request, within=PROMPT_S, why=fate.describe())
     finally:
@@ -194,7 +194,7 @@ def test_half_open_request_outlives_listener_close_silently(lab):
                     "close() of the listener with one half-open connection, before the client sends anything")
     if fate.outlives_listener:
         lab.expect_duration("request sock lifetime after its SYN-ACK", synack.ts, gone,
-                            timer_window(TIMEOUT_INIT_S, "sock_diag"), "sock_diag", why=fate.describe())
+                            timer_window(TIMEOUT_INIT_S), "sock_diag", why=fate.describe())
     lab.wire.conn(client.port).expect_no("server", during=gone - closed.t + 0.05, since=closed.t,
                    why=f"no RST and no SYN-ACK retransmission for a request whose listener is gone: {fate.describe()}")
     lab.expect_state("half-open", "ESTABLISHED", why="the client was never told")
@@ -254,7 +254,7 @@ def test_syn_to_full_accept_queue_is_dropped_even_with_abort_on_overflow(lab):
     lab.expect_nstat("server", "TcpExtListenOverflows", 1)
     lab.expect_nstat("server", "TcpExtListenDrops", 1)
     lab.accept(name="server")
-    window = timer_window(TIMEOUT_INIT_S, "wire")
+    window = timer_window(TIMEOUT_INIT_S)
     again = lab.wire.conn(late.port).expect("client", "S", within=window.high_s, since=syn.ts + 1e-6)
     lab.expect_duration("SYN retransmission after the dropped SYN", syn.ts, again.ts, window, "wire")
     lab.wire.conn(late.port).expect("server", "SA", within=PROMPT_S, since=again.ts)
@@ -327,7 +327,7 @@ def test_handshake_completion_into_full_accept_queue(lab, mode):
     lab.expect_state("late", "ESTABLISHED", why="the client does not know")
     lab.expect_equal("late client's unacked segments (TCP_INFO)", late.tcp_info()["unacked"], 1,
                      why="the client's data is still unacknowledged")
-    window = timer_window(TIMEOUT_INIT_S, "wire")
+    window = timer_window(TIMEOUT_INIT_S)
     resent = lab.wire.conn(late.port).expect("server", "SA", within=window.high_s, since=first_synack.ts + 1e-6)
     lab.expect_duration("SYN-ACK retransmission of the overflowed request", first_synack.ts, resent.ts,
                         window, "wire")

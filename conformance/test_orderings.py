@@ -24,8 +24,8 @@ def probe_window(lab, side: str) -> Window:
     rto_min = lab.rto_min_s(side, why="the FIN's first resend")
     rto = info["rto"] / 1e6
     if not lab.retransmission(side).tlp:
-        return timer_window(rto, "wire", basis=rto_basis(rto, rto, rto_min))
-    return timer_window(min(2 * info["rtt"] / 1e6 + rto_min, rto), "wire",
+        return timer_window(rto, basis=rto_basis(rto, rto, rto_min))
+    return timer_window(min(2 * info["rtt"] / 1e6 + rto_min, rto),
                         basis=f"loss probe: 2·srtt + rto_min {rto_min:g} s, at most the RTO")
 
 
@@ -193,7 +193,7 @@ def test_simultaneous_close_crossing_fins_both_closing(pair):
                                  why="resent from CLOSING, it acknowledges the other FIN (unlike the replayed copy)")
         pair.expect_duration(f"{side} FIN resent from CLOSING (loss probe)", fin.ts, again.ts, window, "wire")
         pair.wire.allow(side, "FA", seq=fin.seq, why="later resends from CLOSING, until one gets through")
-    next_resend = chain_window(pair.retransmission("client").series(rto, 5)[-1], timers=5, source="sock_diag")
+    next_resend = chain_window(pair.retransmission("client").series(rto, 5)[-1], timers=5)
     for side, then_closing in (("server", "client"), ("client", None)):
         pair.undrop(towards=side, name=f"fins-to-{side}")
         pair.undrop(towards=side, name=f"acks-to-{side}")

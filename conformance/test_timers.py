@@ -48,7 +48,7 @@ def _expect_fin_series_then_silent_death(lab, side, fin, rto, boundary, why, sta
     count, death = death_after_series(offsets[first_rto:], model.budget_s(boundary))
     count += first_rto
     rto_min = lab.rto_min_s(side, why="the FIN's resend series")
-    lifetime = chain_window(death, timers=count + 1, source="sock_diag", basis=rto_basis(death, rto, rto_min))
+    lifetime = chain_window(death, timers=count + 1, basis=rto_basis(death, rto, rto_min))
     gone = None
     try:
         gone = lab.wait_gone(side, within=wait_s(lifetime) - (time.time() - fin.ts), why=why)
@@ -65,7 +65,7 @@ def _expect_fin_series_then_silent_death(lab, side, fin, rto, boundary, why, sta
     lab.expect_duration(f"{side} lifetime from its FIN to its end", fin.ts, gone, lifetime, "sock_diag", why)
     last = fin
     for k, offset in enumerate(offsets[:count]):
-        window = chain_window(offset, timers=k + 1, source="wire", basis=rto_basis(offset, rto, rto_min))
+        window = chain_window(offset, timers=k + 1, basis=rto_basis(offset, rto, rto_min))
         kind = "TLP" if k == 0 else "RTO"
         last = lab.wire.expect(side, "FA", seq=fin.seq, within=window.high_s, since=fin.ts,
                                why=f"FIN resend {k + 1} of {count} ({kind}, RTO {rto * 1000:.0f} ms)")
@@ -102,12 +102,12 @@ def test_orphaned_fin_wait2_lives_tcp_fin_timeout(pair, fin_timeout):
     pair.wait_state("client", "FIN_WAIT2", within=PROMPT_S)
     pair.expect_orphan_fin_wait2("client", why="an orphan FIN_WAIT2 is a timewait sock")
     try:
-        gone = pair.wait_gone("client", within=wait_s(timer_window(lifetime, "sock_diag")))
+        gone = pair.wait_gone("client", within=wait_s(timer_window(lifetime)))
     finally:
         path = pair.states_seen("client")
         pair.observe(Key.FIN_WAIT2_UNANSWERED_STATES, path,
                      f"orphan FIN_WAIT2, peer never sends FIN (tcp_fin_timeout {fin_timeout}): {' -> '.join(path)}")
-    pair.expect_duration("orphan FIN_WAIT2 lifetime", ack.ts, gone, timer_window(lifetime, "sock_diag"),
+    pair.expect_duration("orphan FIN_WAIT2 lifetime", ack.ts, gone, timer_window(lifetime),
                          "sock_diag")
     pair.expect_orphan_fin_wait2_ends("client", ack.ts, gone)
 
@@ -136,13 +136,13 @@ def test_tcp_linger2_overrides_tcp_fin_timeout(pair, fin_timeout, linger2):
     pair.wait_state("client", "FIN_WAIT2", within=PROMPT_S)
     pair.expect_orphan_fin_wait2("client", linger2_s=readback)
     try:
-        gone = pair.wait_gone("client", within=wait_s(timer_window(lifetime, "sock_diag")))
+        gone = pair.wait_gone("client", within=wait_s(timer_window(lifetime)))
     finally:
         path = pair.states_seen("client")
         pair.observe(Key.FIN_WAIT2_UNANSWERED_STATES, path,
                      f"orphan FIN_WAIT2 with TCP_LINGER2 {linger2}, peer never sends FIN: {' -> '.join(path)}")
     pair.expect_duration(f"orphan FIN_WAIT2 lifetime (TCP_LINGER2 {linger2}, tcp_fin_timeout {fin_timeout})",
-                         ack.ts, gone, timer_window(lifetime, "sock_diag"), "sock_diag", why=rule.describe())
+                         ack.ts, gone, timer_window(lifetime), "sock_diag", why=rule.describe())
     pair.expect_orphan_fin_wait2_ends("client", ack.ts, gone)
 
 
@@ -211,7 +211,7 @@ def test_tcp_linger2_above_timewait_len_runs_on_keepalive_timer_and_is_capped(pa
         st = pair.expect_state("client", "FIN_WAIT2", timer="timewait",
                                why=f"tmo {lifetime} s <= TCP_TIMEWAIT_LEN: a timewait sock from the start")
         name, expected = "orphan FIN_WAIT2 timewait sock", lifetime
-    pair.expect_timer(f"{name} from the ACK of the FIN", ack, st, timer_window(expected, "sock_diag"),
+    pair.expect_timer(f"{name} from the ACK of the FIN", ack, st, timer_window(expected),
                       why=rule.describe())
 
 
@@ -234,7 +234,7 @@ def test_orphaned_fin_wait2_lives_at_least_three_and_a_half_rto(lab):
     ack = lab.wire.expect("server", "A", ack=fin.seq + 1, within=PROMPT_S)
     lab.wait_state("client", "FIN_WAIT2", within=PROMPT_S)
     lab.expect_orphan_fin_wait2("client", why="now an orphan")
-    window = timer_window(floor, "sock_diag", basis=rto_basis(floor, rto, lab.rto_min_s("client", why="the floor")))
+    window = timer_window(floor, basis=rto_basis(floor, rto, lab.rto_min_s("client", why="the floor")))
     gone = lab.wait_gone("client", within=wait_s(window))
     lab.expect_duration("orphan FIN_WAIT2 lifetime (3.5 x RTO)", ack.ts, gone, window, "sock_diag")
     lab.expect_orphan_fin_wait2_ends("client", ack.ts + 1e-6, gone)
@@ -265,7 +265,7 @@ def test_half_closed_connection_has_no_timer_until_close(pair):
     pair.wire.expect("server", "A", ack=fin.seq + 1, within=PROMPT_S)
     pair.wait_state("client", "FIN_WAIT2", within=PROMPT_S)
     entered = pair.wait_state("server", "CLOSE_WAIT", within=PROMPT_S)
-    watch = timer_window(1.0, "sock_diag").high_s + 0.1
+    watch = timer_window(1.0).high_s + 0.1
     pair.wire.expect_no("client", during=watch, since=fin.ts + 0.1)
     pair.wire.expect_no("server", during=watch, since=fin.ts + 0.1)
     pair.expect_state("client", "FIN_WAIT2", timer="none", why=f"fd open, {watch:.2f} s after the FIN")
@@ -276,8 +276,8 @@ def test_half_closed_connection_has_no_timer_until_close(pair):
     closed = pair.log.last("client", "close")
     pair.wait_state("client", "FIN_WAIT2", within=PROMPT_S)
     pair.expect_orphan_fin_wait2("client", why="now an orphan")
-    gone = pair.wait_gone("client", within=wait_s(timer_window(lifetime, "sock_diag")))
-    pair.expect_duration("FIN_WAIT2 lifetime after close()", closed.t, gone, timer_window(lifetime, "sock_diag"),
+    gone = pair.wait_gone("client", within=wait_s(timer_window(lifetime)))
+    pair.expect_duration("FIN_WAIT2 lifetime after close()", closed.t, gone, timer_window(lifetime),
                          "sock_diag")
     _observe_close_wait(pair, entered)
     pair.expect_state("server", "CLOSE_WAIT", timer="none", why="nothing ever times out a CLOSE_WAIT")
@@ -308,10 +308,10 @@ def test_orphaned_fin_wait2_lifetime_follows_the_configuration(pair, closer):
     pair.wait_state(closer, "FIN_WAIT2", within=PROMPT_S)
     read = pair.expect_orphan_fin_wait2(closer)
     pair.expect_timer(f"orphaned FIN_WAIT2 {model.timer} timer from the ACK of its FIN", ack, read,
-                      timer_window(model.first_s, "sock_diag"), why=model.describe())
+                      timer_window(model.first_s), why=model.describe())
     if pair.may_wait(model.lifetime_s):
         timers = 2 if model.timer == "keepalive" else 1
-        lifetime = chain_window(model.lifetime_s, timers=timers, source="sock_diag")
+        lifetime = chain_window(model.lifetime_s, timers=timers)
         gone = pair.wait_gone(closer, within=wait_s(lifetime) - (time.time() - ack.ts))
         pair.expect_duration("orphaned FIN_WAIT2 lifetime from the ACK of its FIN", ack, gone, lifetime,
                              "sock_diag", why=model.describe())
@@ -330,7 +330,7 @@ def test_keepalive_timer_follows_tcp_keepalive_time(pair):
     pair.client.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1, "SO_KEEPALIVE 1")
     armed = pair.log.last("client", "setsockopt")
     read = pair.expect_state("client", "ESTABLISHED", timer="keepalive")
-    pair.expect_timer("keepalive timer from SO_KEEPALIVE", armed.t, read, timer_window(keepalive_time, "sock_diag"))
+    pair.expect_timer("keepalive timer from SO_KEEPALIVE", armed.t, read, timer_window(keepalive_time))
 
 
 # orphaned FIN_WAIT1 and LAST_ACK against a silent peer ----------------------------------------------------
@@ -384,7 +384,7 @@ def test_orphan_retries_zero_means_eight(lab):
     resend = fin
     rto_min = lab.rto_min_s("client", why="the FIN's resend series")
     for k in range(sent_if_one + first_rto + 1):  # (the TLP,) the resends tcp_orphan_retries 1 allows, one more
-        window = chain_window(offsets[k], timers=k + 1, source="wire", basis=rto_basis(offsets[k], rto, rto_min))
+        window = chain_window(offsets[k], timers=k + 1, basis=rto_basis(offsets[k], rto, rto_min))
         past = k == sent_if_one + first_rto
         resend = lab.wire.expect("client", "FA", seq=fin.seq, within=window.high_s, since=fin.ts,
                                  why="past the point where tcp_orphan_retries 1 would have ended the orphan" if past
@@ -475,7 +475,7 @@ def test_user_timeout_ends_orphaned_fin_wait1(pair):
     end = offsets[1 if model.tlp else 0] + user_timeout  # from the first RTO retransmission (tp->retrans_stamp)
     expected = [o for o in offsets if o < end]
     first = rto_basis(offsets[1 if model.tlp else 0], rto, pair.rto_min_s("client", why="the first RTO"))
-    lifetime = chain_window(end, timers=len(expected) + 1, source="sock_diag",
+    lifetime = chain_window(end, timers=len(expected) + 1,
                             basis=f"{first} + TCP_USER_TIMEOUT {user_timeout:g} s")
     try:
         gone = pair.wait_gone("client", within=wait_s(lifetime) - (time.time() - fin.ts))
@@ -487,7 +487,7 @@ def test_user_timeout_ends_orphaned_fin_wait1(pair):
                          "sock_diag")
     last = fin
     for k, offset in enumerate(expected):
-        window = chain_window(offset, timers=k + 1, source="wire")
+        window = chain_window(offset, timers=k + 1)
         last = pair.wire.expect("client", "FA", seq=fin.seq, within=window.high_s, since=fin.ts,
                                 why=f"FIN resend {k + 1} of {len(expected)} before the user timeout")
     pair.wire.expect_no("client", "FA", seq=fin.seq, during=gone - last.ts, since=last.ts + 1e-6,

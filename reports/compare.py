@@ -52,7 +52,7 @@ from typing import TextIO
 
 from . import grid, ladder, status
 from .fmt import esc, slug
-from .load import OUTCOMES, Case, ResultsError, Run
+from .load import OUTCOMES, Case, ResultsError, Run, duration_span
 from .page import badge, meta_list, page, table
 from .rebuild import inspect, load_rebuilt
 
@@ -504,17 +504,22 @@ def _seconds(value: float) -> str:
 
 
 def _duration_value(d: dict) -> tuple[float, bool] | None:
-    """The duration as the fingerprint sees it: its expected value when the measurement is inside the window,
-    else the measurement; and whether it was inside."""
+    """The duration as the fingerprint sees it: its expected value when the measured span meets the window, else
+    the span's end nearest the window (what the evidence proves at least); and whether it met it."""
+    span = duration_span(d)
     try:
-        measured, expected = float(d["measured_s"]), float(d["expected_s"])
+        expected = float(d["expected_s"])
     except (KeyError, TypeError, ValueError):
         return None
+    if span is None:
+        return None
     try:
-        inside = float(d["low_s"]) <= measured <= float(d["high_s"])
+        low, high = float(d["low_s"]), float(d["high_s"])
     except (KeyError, TypeError, ValueError):
-        inside = bool(d.get("ok"))
-    return (expected if inside else measured), inside
+        return (expected if d.get("ok") else span[0]), bool(d.get("ok"))
+    if span[0] <= high and span[1] >= low:
+        return expected, True
+    return (span[0] if span[0] > high else span[1]), False
 
 
 def duration_sentences(da: list, db: list, b_name: str) -> list[str]:

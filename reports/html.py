@@ -22,7 +22,7 @@ from typing import Any
 
 from . import grid, ladder, status
 from .fmt import esc, fmt_runtime, fmt_t, segment_label, slug
-from .load import BAD_OUTCOMES, CLAIM_VERDICTS, OUTCOMES, Case, Run, non_default_sysctls, row_key
+from .load import BAD_OUTCOMES, CLAIM_VERDICTS, OUTCOMES, Case, Run, duration_span, non_default_sysctls, row_key
 from .page import OUTCOME_MARK, badge, meta_list, page, table
 
 NO_FAMILY = "n/a"
@@ -557,7 +557,7 @@ def durations_table(case: Case) -> str:
         ok = bool(d.get("ok"))
         rows.append((
             esc(d.get("name")),
-            f'<span class="num">{_secs(d.get("measured_s"))}</span>',
+            f'<span class="num">{_measured(d)}</span>',
             _secs(d.get("expected_s")),
             f"{_secs(d.get('low_s'))} … {_secs(d.get('high_s'))}",
             tolerance_bar(d),
@@ -568,17 +568,28 @@ def durations_table(case: Case) -> str:
                    table(["what", "measured", "expected", "tolerance", "", "", "source"], rows))
 
 
+def _measured(d: dict) -> str:
+    """The measured duration: one time, or the span the evidence gives when it is wider than a millisecond (a state
+    change lies between two sock_diag reads)."""
+    span = duration_span(d)
+    if span is None or span[1] - span[0] < 0.001:
+        return _secs(d.get("measured_s"))
+    return f"{span[0]:.3f} … {span[1]:.3f} s"
+
+
 def _secs(value: object) -> str:
     return f"{value:.3f} s" if isinstance(value, (int, float)) else "?"
 
 
 def tolerance_bar(d: dict) -> str:
-    """A small SVG: the tolerance band, the expected value (tick) and the measured value (dot)."""
+    """A small SVG: the tolerance band, the expected value (tick), the measured value (dot) and the span it is known
+    to lie in (a bar through the dot)."""
     nums = [d.get(k) for k in ("measured_s", "expected_s", "low_s", "high_s")]
-    if not all(isinstance(v, (int, float)) for v in nums):
+    span = duration_span(d)
+    if span is None or not all(isinstance(v, (int, float)) for v in nums):
         return ""
     measured, expected, low, high = (float(v) for v in nums)  # type: ignore[arg-type]
-    lo, hi = min(measured, low, expected), max(measured, high, expected)
+    lo, hi = min(span[0], low, expected), max(span[1], high, expected)
     pad = (hi - lo) * 0.15 or max(abs(hi) * 0.05, 1e-6)
     lo, hi = lo - pad, hi + pad
     w = 160
@@ -593,6 +604,7 @@ def tolerance_bar(d: dict) -> str:
         f'<line class="ax" x1="2" y1="8" x2="{w - 2}" y2="8"/>'
         f'<rect class="band" x="{x(low):.1f}" y="3" width="{max(1.0, x(high) - x(low)):.1f}" height="10"/>'
         f'<line class="exp" x1="{x(expected):.1f}" y1="1" x2="{x(expected):.1f}" y2="15"/>'
+        f'<line class="span {cls}" x1="{x(span[0]):.1f}" y1="8" x2="{x(span[1]):.1f}" y2="8"/>'
         f'<circle class="{cls}" cx="{x(measured):.1f}" cy="8" r="4"/></svg>'
     )
 

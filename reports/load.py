@@ -333,6 +333,19 @@ def _fill(item: Any, defaults: dict[str, Any], where: str) -> None:
             item.setdefault(key, None)
 
 
+def duration_span(d: dict[str, Any]) -> tuple[float, float] | None:
+    """The span a recorded duration is known to lie in: [measured_low_s, measured_high_s], or the single
+    measured_s of a file written before durations were spans; None when it was not measured."""
+    try:
+        mid = float(d["measured_s"])
+        low, high = float(d.get("measured_low_s", mid)), float(d.get("measured_high_s", mid))
+    except (KeyError, TypeError, ValueError):
+        return None
+    if low != low or high != high:  # NaN: not measured (or an older file's missing end)
+        return None if mid != mid else (mid, mid)
+    return low, high
+
+
 def row_key(case: Case) -> str:
     """The case id without its family parameter: one row of the matrix holds all families of a case."""
     base = case["id"].split("[", 1)[0]

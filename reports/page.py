@@ -82,6 +82,7 @@ table.segs tr.crafted td{color:#555;font-style:italic}
  border-style:dashed}
 .tol{vertical-align:middle}.tol .band{fill:#c8e6c9}.tol .exp{stroke:#2e7d32;stroke-width:2}
 .tol .ok{fill:#1565c0}.tol .bad{fill:#c62828}.tol .ax{stroke:#bbb}
+.tol .span{stroke-width:2}.tol .span.ok{stroke:#1565c0}.tol .span.bad{stroke:#c62828}
 .diffline-add{color:#175c26}.diffline-del{color:#8e1b12}
 @media print{
  body{max-width:none;padding:0;font-size:11px}

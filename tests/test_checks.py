@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from fixtures.checks import (
@@ -19,9 +21,11 @@ from fixtures.checks import (
     eval_states_seen,
     eval_value,
     from_json,
+    recorded,
     to_json,
     unexpected_segments,
 )
+from fixtures.states import Sampler, SockState, Watched
 
 
 def seg(ts: float, sender: str, flags: str, seq: int = 1, length: int = 0, port: int = 40000,
@@ -75,10 +79,61 @@ def test_duration_points_come_from_evidence():
     ev = Evidence([], ROWS)
     expiry = {"expiry": {"side": "client", "at": 1.5, "state": "FIN_WAIT2"}}
     ok, measured = eval_duration(ev, {"start": {"t": 1.1}, "end": expiry, "low": 59.0, "high": 61.0})
-    assert ok and measured == pytest.approx(59.4)
+    assert ok and measured == pytest.approx((59.4, 59.4))  # rows without t_end: a read taken as instantaneous
     gone = {"first": {"side": "client", "state": "CLOSED", "after": 1.0}}
     assert eval_duration(ev, {"start": {"t": 1.1}, "end": gone, "low": 0.8, "high": 1.0})[0]
     assert not eval_duration(ev, {"start": {"t": 1.1}, "end": gone, "low": 0.0, "high": 0.5})[0]
+
+
+# A sampled end: the ACK of the FIN at 1.0; the sampler's read sent at 1.005 still saw FIN_WAIT2, the next one was
+# sent 100 ms later (a descheduled worker) and saw the socket gone. "Gone at once" is a window of [0, 0.078].
+ACK_TS = 1.0
+GONE_AT_ONCE = {"low": 0.0, "high": 0.078}
+
+
+def _gone_rows(last_alive: float, first_gone: float, answered_after: float = 0.001) -> list[StateRow]:
+    return [StateRow(0.5, "client", "ESTABLISHED", t_end=0.501),
+            StateRow(0.9, "client", "FIN_WAIT2", "timewait", 60_000, t_end=0.901, t_prev=0.89),
+            StateRow(first_gone, "client", "CLOSED", t_end=first_gone + answered_after, t_prev=last_alive)]
+
+
+def _gone_at_once(rows: list[StateRow]) -> tuple[bool, tuple[float, float] | None]:
+    end = {"first": {"side": "client", "state": "CLOSED", "after": ACK_TS}}
+    return eval_duration(Evidence([], rows), {"start": {"t": ACK_TS}, "end": end, **GONE_AT_ONCE})
+
+
+def test_a_sampled_end_lies_between_the_last_read_that_saw_the_old_state_and_the_first_that_saw_the_new():
+    ok, span = _gone_at_once(_gone_rows(last_alive=1.005, first_gone=1.109))
+    assert ok and span == pytest.approx((0.005, 0.110))  # was judged 0.109 > 0.078: a failure made by the scheduler
+
+
+def test_a_sampled_end_fails_when_a_read_saw_the_old_state_after_the_window():
+    ok, span = _gone_at_once(_gone_rows(last_alive=1.2, first_gone=1.21))
+    assert not ok and span[0] == pytest.approx(0.2)  # alive 0.2 s after the ACK: the kernel was late, proven
+
+
+def test_a_sampled_end_fails_when_the_new_state_was_answered_before_the_window():
+    end = {"first": {"side": "client", "state": "CLOSED", "after": ACK_TS}}
+    rows = _gone_rows(last_alive=1.005, first_gone=1.109)
+    ok, span = eval_duration(Evidence([], rows), {"start": {"t": ACK_TS}, "end": end, "low": 0.5, "high": 0.7})
+    assert not ok and span[1] == pytest.approx(0.110)  # gone by 0.110 s: a 0.5 s timer fired early, proven
+
+
+def test_a_first_sighting_goes_back_to_the_start_of_its_run_of_rows():
+    rows = [*_gone_rows(last_alive=1.005, first_gone=1.02), StateRow(1.5, "client", "CLOSED", t_end=1.501, t_prev=1.49)]
+    end = {"first": {"side": "client", "state": "CLOSED", "after": 1.4}}  # a wait that began after it was gone
+    ok, span = eval_duration(Evidence([], rows), {"start": {"t": ACK_TS}, "end": end, **GONE_AT_ONCE})
+    assert ok and span == pytest.approx((0.005, 0.021))  # the change, not the later record=True read
+
+
+def test_a_timer_expiry_is_counted_from_an_answer_between_the_query_stamps():
+    rows = [StateRow(1.5, "client", "TIME_WAIT", "timewait", 58_500, t_end=1.52)]
+    window = {"low": 60.01, "high": 61.0}
+    late = {"expiry": {"side": "client", "at": 1.5, "at_end": 1.52, "state": "TIME_WAIT"}}
+    ok, span = eval_duration(Evidence([], rows), {"start": {"t": 0.0}, "end": late, **window})
+    assert ok and span == pytest.approx((60.0, 60.02))  # the worker was descheduled 20 ms during the query
+    instant = {"expiry": {"side": "client", "at": 1.5, "at_end": 1.5, "state": "TIME_WAIT"}}
+    assert not eval_duration(Evidence([], rows), {"start": {"t": 0.0}, "end": instant, **window})[0]
 
 
 def test_value_check_reads_the_measured_value_in_force():
@@ -147,3 +202,32 @@ def test_data_allowance_covers_first_transmissions_only():
 def test_pure_acks_and_injected_frames_are_exempt():
     ev = Evidence([seg(1.0, "client", "A"), seg(1.1, "server", "R", origin="injected")])
     assert unexpected_segments(ev, [], [], 0.0, 3.0) == []
+
+
+class ScriptedProbe:
+    """A probe answering each query with the next state of a script, the query taking `took` seconds."""
+
+    def __init__(self, states: list[str], took: float) -> None:
+        self.states, self.took = iter(states), took
+
+    def find(self, sport: int, dport: int | None, side: str) -> SockState:
+        t = time.time()
+        time.sleep(self.took)
+        return SockState(next(self.states), t=t, side=side, t_end=time.time())
+
+
+def test_the_sampler_stamps_both_ends_of_a_read_and_the_read_before_a_change_into_results():
+    sampler = Sampler()
+    sampler.watched["client"] = Watched("client", ScriptedProbe(["FIN_WAIT2", "FIN_WAIT2", "CLOSED"], 0.02), 1, 2)
+    reads = [sampler.read("client") for _ in range(3)]
+    assert all(r.t_end - r.t >= 0.02 for r in reads)
+    t0 = reads[0].t - 1.0
+    case = {"t0": t0, "segments": [], "checks": [], "states": [c.as_dict(t0) for c in sampler.timeline]}
+    ev = recorded(case)[0]
+    assert [r.state for r in ev.states] == ["FIN_WAIT2", "CLOSED"]  # the second FIN_WAIT2 read changed nothing
+    gone = ev.states[1]
+    assert gone.t_prev == pytest.approx(reads[1].t, abs=1e-6)  # the last read that saw FIN_WAIT2, not the first
+    assert gone.t_end == pytest.approx(reads[2].t_end, abs=1e-6)
+    end = {"first": {"side": "client", "state": "CLOSED", "after": 0.0}}
+    _ok, span = eval_duration(ev, {"start": {"t": reads[0].t}, "end": end, "low": 0, "high": 1})
+    assert span == pytest.approx((reads[1].t - reads[0].t, reads[2].t_end - reads[0].t), abs=1e-6)

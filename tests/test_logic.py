@@ -47,7 +47,7 @@ def handshake_then(t0: float, *extra: Frame, v6: bool = False) -> list[Frame]:
 # tolerance ----------------------------------------------------------------------------------------
 
 def test_timer_window_accepts_late_timer_and_rejects_double():
-    w = timer_window(1.0, "sock_diag")
+    w = timer_window(1.0)
     assert w.contains(1.0) and w.contains(1.031) and w.contains(1.12)
     assert not w.contains(2.0) and not w.contains(0.9)
 
@@ -62,8 +62,15 @@ def test_chain_window_allows_per_timer_jitter():
 
 def test_bucket_hides_noise_inside_window_but_not_outside():
     w = timer_window(1.0)
-    assert bucket(1.01, w) == bucket(1.05, w) == "~1s"
-    assert bucket(2.0, w) != bucket(1.01, w)
+    assert bucket(1.01, 1.01, w) == bucket(1.05, 1.05, w) == "~1s"
+    assert bucket(2.0, 2.0, w) != bucket(1.01, 1.01, w)
+
+
+def test_bucket_takes_a_span_that_meets_the_window_as_expected_and_names_the_nearest_end_otherwise():
+    w = timer_window(1.0)
+    assert bucket(0.9, 1.05, w) == "~1s"  # a read before the window saw the old state, one inside the new
+    assert bucket(1.3, 1.9, w) == "1.3s!"  # the old state was still seen at 1.3 s: at least that late
+    assert bucket(0.2, 0.4, w) == "0.4s!"  # the new state was answered by 0.4 s: at least that early
 
 
 # references ----------------------------------------------------------------------------------------
@@ -279,6 +286,6 @@ def test_case_variant_drops_only_the_family():
 
 
 def test_bucket_rounds_expected_values_computed_from_measurements():
-    assert bucket(0.2001, timer_window(0.200032)) == bucket(0.2001, timer_window(0.20016)) == "~0.2s"
+    assert bucket(0.2001, 0.2001, timer_window(0.200032)) == bucket(0.2001, 0.2001, timer_window(0.20016)) == "~0.2s"
 
 

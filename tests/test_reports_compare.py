@@ -427,6 +427,11 @@ def test_calls_checks_observations_durations_and_outcome_in_words() -> None:
     assert explain(_case(durations=[lifetime]), _case(durations=[outside]))[0] == [
         "orphan FIN_WAIT2 lifetime 60 s → 75 s measured (expected 60 s)"]
     assert explain(_case(durations=[lifetime]), _case(), "C")[0] == ["C did not measure the orphan FIN_WAIT2 lifetime"]
+    spans = lifetime | {"measured_s": 60.5, "measured_low_s": 59.9, "measured_high_s": 61.1}  # meets its window
+    assert explain(_case(durations=[lifetime]), _case(durations=[spans]))[0] == []
+    late = lifetime | {"measured_s": 81.0, "measured_low_s": 77.0, "measured_high_s": 85.0, "ok": False}
+    assert explain(_case(durations=[lifetime]), _case(durations=[late]))[0] == [
+        "orphan FIN_WAIT2 lifetime 60 s → 77 s measured (expected 60 s)"]  # the end the evidence proves at least
     probe = {"name": "FIN resend", "measured_s": 0.41, "expected_s": 0.41, "low_s": 0.39, "high_s": 0.5, "ok": True,
              "basis": "loss probe: 2·srtt + rto_min 0.4 s, at most the RTO"}
     assert explain(_case(durations=[probe]), _case(durations=[probe | {"expected_s": 0.4}]))[0] == []
