@@ -55,9 +55,7 @@ def test_active_close_then_peer_close_ends_in_time_wait(pair):
     Client: ESTABLISHED -> FIN_WAIT1 -> FIN_WAIT2 -> TIME_WAIT; server: CLOSE_WAIT -> LAST_ACK -> gone.
     The TIME_WAIT timer is TCP_TIMEWAIT_LEN (60 s, 2*MSL with Linux's 30 s MSL), not a sysctl."""
     pair.requires_time_wait("client", why="the case measures the TIME_WAIT timer")
-    pair.client.close()
-    fin = pair.wire.expect("client", "FA", within=PROMPT_S)
-    pair.wire.expect("server", "A", ack=fin.seq + 1, within=PROMPT_S)
+    pair.close_holding_fin_ack("client")  # an orphan, its path the configuration's (lab.py)
     pair.wait_state("client", "FIN_WAIT2", within=PROMPT_S)
     pair.wait_state("server", "CLOSE_WAIT", within=PROMPT_S)
     pair.expect_equal("server recv() after the client's FIN", pair.server.recv(), b"",

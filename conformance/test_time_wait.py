@@ -19,13 +19,14 @@ def _close_active_then_passive(lab, orphan=True):
     """Client closes first, server second: the client ends in TIME_WAIT. Returns (client FIN, server FIN).
     With orphan=False the client only shuts down its sending side: its FIN_WAIT2 is not orphaned, so
     tcp_fin_timeout does not bound it and a slow server cannot be raced by it."""
-    if orphan:
-        lab.client.close()
+    if orphan:  # the orphan's path is the configuration's, not the ACK's timing against close() (lab.py)
+        fin, _ack = lab.close_holding_fin_ack("client")
+        lab.wait_state("server", "CLOSE_WAIT", within=PROMPT_S)
     else:
         lab.client.shutdown("SHUT_WR")
-    fin = lab.wire.expect("client", "FA", within=PROMPT_S)
-    lab.wait_state("server", "CLOSE_WAIT", within=PROMPT_S)
-    lab.wire.expect("server", "A", ack=fin.seq + 1, within=PROMPT_S, why=ACK_BEFORE_CLOSE)
+        fin = lab.wire.expect("client", "FA", within=PROMPT_S)
+        lab.wait_state("server", "CLOSE_WAIT", within=PROMPT_S)
+        lab.wire.expect("server", "A", ack=fin.seq + 1, within=PROMPT_S, why=ACK_BEFORE_CLOSE)
     lab.server.close()
     server_fin = lab.wire.expect("server", "FA", within=PROMPT_S)
     lab.wire.expect("client", "A", ack=server_fin.seq + 1, within=PROMPT_S)
@@ -176,9 +177,7 @@ def test_max_tw_buckets_zero_keeps_no_time_wait(pair, how):
     it goes the moment its FIN is ACKed, and the peer's later FIN is answered with an RST; a socket
     receiving the peer's FIN in FIN_WAIT2 still ACKs it, then keeps no TIME_WAIT."""
     if how == "close-orphan-fin-wait2":
-        pair.client.close()
-        fin = pair.wire.expect("client", "FA", within=PROMPT_S)
-        ack = pair.wire.expect("server", "A", ack=fin.seq + 1, within=PROMPT_S)
+        fin, ack = pair.close_holding_fin_ack("client")  # not from the backlog: a full socket on keepalive (lab.py)
         gone = pair.wait_gone("client", within=PROMPT_S, why="no bucket for the orphaned FIN_WAIT2")
         pair.expect_duration("orphaned FIN_WAIT2 lifetime", ack.ts, gone, timer_window(0.0),
                              "sock_diag")

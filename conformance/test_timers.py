@@ -90,15 +90,12 @@ def test_orphaned_fin_wait2_lives_tcp_fin_timeout(pair, fin_timeout):
     tcp_rcv_state_process() hands it to tcp_time_wait(sk, TCP_FIN_WAIT2, tcp_fin_time()), a TIME_WAIT
     mini-socket in the FIN_WAIT2 substate (timer timewait) that is dropped silently when it expires.
 
-    Unless the ACK arrives while close() still owns the socket (seen in an emulated 6.12 guest): then the full
-    socket stays on the keepalive timer and ends with an RST (lab.expect_orphan_fin_wait2(), which accepts that
-    path only with its evidence, and expect_orphan_fin_wait2_ends(), which then requires the RST)."""
+    The ACK is held back until close() has returned (lab.close_holding_fin_ack()): one that arrived while close()
+    still owned the socket would leave the full socket on the keepalive timer (seen in an emulated 6.12 guest)."""
     pair.requires_time_wait("client", why="the orphaned FIN_WAIT2 ends as a timewait sock")
     pair.sysctl("net.ipv4.tcp_fin_timeout", fin_timeout)
     lifetime = fin_time_s(fin_timeout, 0, pair.client.rto_s())  # the 3.5 RTO floor, if the RTO is long
-    pair.client.close()
-    fin = pair.wire.expect("client", "FA", within=PROMPT_S)
-    ack = pair.wire.expect("server", "A", ack=fin.seq + 1, within=PROMPT_S)
+    _fin, ack = pair.close_holding_fin_ack("client")
     pair.wait_state("client", "FIN_WAIT2", within=PROMPT_S)
     pair.expect_orphan_fin_wait2("client", why="an orphan FIN_WAIT2 is a timewait sock")
     try:
@@ -130,9 +127,7 @@ def test_tcp_linger2_overrides_tcp_fin_timeout(pair, fin_timeout, linger2):
     pair.client.setsockopt(socket.IPPROTO_TCP, socket.TCP_LINGER2, linger2, f"TCP_LINGER2 {linger2}")
     pair.expect_equal("getsockopt(TCP_LINGER2)", pair.client.sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_LINGER2),
                       readback, why=rule.describe())
-    pair.client.close()
-    fin = pair.wire.expect("client", "FA", within=PROMPT_S)
-    ack = pair.wire.expect("server", "A", ack=fin.seq + 1, within=PROMPT_S)
+    _fin, ack = pair.close_holding_fin_ack("client")
     pair.wait_state("client", "FIN_WAIT2", within=PROMPT_S)
     pair.expect_orphan_fin_wait2("client", linger2_s=readback)
     try:
@@ -199,9 +194,7 @@ def test_tcp_linger2_above_timewait_len_runs_on_keepalive_timer_and_is_capped(pa
     pair.client.setsockopt(socket.IPPROTO_TCP, socket.TCP_LINGER2, linger2, f"TCP_LINGER2 {linger2}")
     pair.expect_equal("getsockopt(TCP_LINGER2)", pair.client.sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_LINGER2),
                       readback, why=rule.describe())
-    pair.client.close()
-    fin = pair.wire.expect("client", "FA", within=PROMPT_S)
-    ack = pair.wire.expect("server", "A", ack=fin.seq + 1, within=PROMPT_S)
+    _fin, ack = pair.close_holding_fin_ack("client")
     pair.wait_state("client", "FIN_WAIT2", within=PROMPT_S)
     if lifetime > TCP_TIMEWAIT_LEN_S:
         st = pair.expect_state("client", "FIN_WAIT2", timer="keepalive",
@@ -229,9 +222,7 @@ def test_orphaned_fin_wait2_lives_at_least_three_and_a_half_rto(lab):
     floor = 3.5 * rto
     lab.expect_equal("3.5 x RTO above tcp_fin_timeout (1 s)", floor > 1.0, True,
                      why=f"RTO {rto:.3f} s: the set-up needs the floor above tcp_fin_timeout")
-    lab.client.close()
-    fin = lab.wire.expect("client", "FA", within=PROMPT_S)
-    ack = lab.wire.expect("server", "A", ack=fin.seq + 1, within=PROMPT_S)
+    _fin, ack = lab.close_holding_fin_ack("client")
     lab.wait_state("client", "FIN_WAIT2", within=PROMPT_S)
     lab.expect_orphan_fin_wait2("client", why="now an orphan")
     window = timer_window(floor, basis=rto_basis(floor, rto, lab.rto_min_s("client", why="the floor")))
@@ -295,11 +286,8 @@ def test_orphaned_fin_wait2_lifetime_follows_the_configuration(pair, closer):
     socket stays on the keepalive timer for the excess, and tcp_keepalive_timer() then hands it to a timewait sock
     for the excess again. Each side follows its own namespace's value (a tuning of the server alone changes only
     the server's orphans). The armed timer is read from sock_diag; the end is waited for when it fits the run."""
-    active, peer = pair.endpoints[closer], OTHER[closer]
     model = pair.orphan_fin_wait2(closer)
-    active.close()
-    fin = pair.wire.expect(closer, "FA", within=PROMPT_S)
-    ack = pair.wire.expect(peer, "A", ack=fin.seq + 1, within=PROMPT_S)
+    _fin, ack = pair.close_holding_fin_ack(closer)
     if model.timer == "timewait" and not pair.time_wait_kept(closer):
         gone = pair.wait_gone(closer, within=PROMPT_S, why="tcp_max_tw_buckets 0: no timewait sock for the orphan")
         pair.expect_duration("orphaned FIN_WAIT2 lifetime from the ACK of its FIN", ack, gone, prompt_window(),
