@@ -17,10 +17,8 @@ Exit: `run` returns the guest pytest's exit code (0-5); `exec` the command's; th
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 import tempfile
-import threading
 from pathlib import Path
 
 from kernels import guest
@@ -50,14 +48,8 @@ def _opts(args: argparse.Namespace) -> guest.Options:
                          run_timeout_s=args.run_timeout, nice=args.nice)
 
 
-def _sigterm(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt("SIGTERM")  # so that the guest (vng, qemu, virtiofsd) is ended, not left behind
-
-
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _sigterm)
     rest: list[str] = []
     if "--" in argv:
         i = argv.index("--")

@@ -22,6 +22,7 @@ Every process is started in a new session and ended by its process group: vng, q
 from __future__ import annotations
 
 import collections
+import contextlib
 import json
 import os
 import re
@@ -32,6 +33,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO
@@ -369,10 +371,33 @@ def precompile(repo: Path = REPO) -> list[str]:
     return failed
 
 
+def _sigterm(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt("SIGTERM")
+
+
+@contextlib.contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """A SIGTERM to this process interrupts it like Ctrl-C while a guest runs, so that the guest (vng, qemu,
+    virtiofsd: a session of their own) is ended, not left behind by a runner that was simply terminated (CI
+    cancelling a job, `kill PID`). Only the main thread can set a handler; elsewhere nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _sigterm)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def run(kernel: Kernel, command: str, run_dir: Path, opts: Options | None = None,
         env: dict[str, str] | None = None) -> GuestResult:
     """Boot `kernel`, run `command` (shell) in the repository directory, return its exit status and the facts."""
-    opts = opts or Options()
+    with _sigterm_interrupts():
+        return _run(kernel, command, run_dir, opts or Options(), env)
+
+
+def _run(kernel: Kernel, command: str, run_dir: Path, opts: Options, env: dict[str, str] | None) -> GuestResult:
     relay = opts.relay or sys.stdout
     vng = check_host_tools()
     bin_dir = install_shim()

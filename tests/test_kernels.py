@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import gzip
 import lzma
+import os
+import signal
 import struct
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -382,3 +385,13 @@ def test_vng_command_line(tmp_path, monkeypatch):
     assert argv[-2:] == ["--exec", f"sh {tmp_path}/run/guest/cmd.sh"]
     kvm = guest.vng_argv("/bin/vng", kernel, tmp_path, tmp_path / "c.sh", "kvm", guest.Options(nice=0))
     assert "--disable-kvm" not in kvm and kvm[0] == "/bin/vng"
+
+
+def test_a_sigterm_interrupts_a_guest_run_like_ctrl_c_and_the_handler_is_restored_after() -> None:
+    """`pytest --kernel` terminated (CI cancelling the job) must end the guest: SIGTERM becomes KeyboardInterrupt,
+    which guest.run() answers by killing the guest's session (left running before: vng, qemu, virtiofsd)."""
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(KeyboardInterrupt), guest._sigterm_interrupts():
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)  # the handler runs at the next bytecode: never reached
+    assert signal.getsignal(signal.SIGTERM) is before
