@@ -80,6 +80,9 @@ def rebuild_partial(run_dir: Path, log=print) -> None:  # type: ignore[no-untype
         log(f"kernels: {line}")
 
 
+INTERRUPTED = 2  # pytest's own exit code for an interrupted run
+
+
 def run(spec_text: str, pytest_args: list[str], results_dir: Path | None, opts: guest.Options) -> int:
     kernel = prepare(spec_text, log=lambda m: print(m, file=sys.stderr))
     if kernel.kind == "host":
@@ -94,6 +97,10 @@ def run(spec_text: str, pytest_args: list[str], results_dir: Path | None, opts: 
     except GuestDied:
         rebuild_partial(run_dir, log=lambda m: print(m, file=sys.stderr))
         raise
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (guest.run()): the guest is already stopped
+        print(f"kernels: interrupted ({exc or 'Ctrl-C'}): the guest was stopped", file=sys.stderr)
+        rebuild_partial(run_dir, log=lambda m: print(m, file=sys.stderr))
+        return INTERRUPTED
     print(f"kernels: guest {result.release} ({result.accel}{', emulated' if result.accel == 'tcg' else ''}): "
           f"boot {result.boot_s:.1f} s, pytest {result.command_s:.1f} s, exit {result.returncode}"
           f"{f', {result.attempts} boots' if result.attempts > 1 else ''}", file=sys.stderr)

@@ -395,3 +395,22 @@ def test_a_sigterm_interrupts_a_guest_run_like_ctrl_c_and_the_handler_is_restore
         os.kill(os.getpid(), signal.SIGTERM)
         time.sleep(5)  # the handler runs at the next bytecode: never reached
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_an_interrupted_guest_run_keeps_its_partial_results_and_exits_as_pytest_does(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from kernels import run as krun
+
+    class Prepared:
+        kind, release = "debian", "6.1.0-test"
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt("SIGTERM")
+
+    rebuilt: list[Path] = []
+    monkeypatch.setattr(krun, "prepare", lambda spec, log=print: Prepared())
+    monkeypatch.setattr(krun.guest, "run", interrupted)
+    monkeypatch.setattr(krun, "rebuild_partial", lambda run_dir, log=print: rebuilt.append(run_dir))
+    assert krun.run("debian:6.1", ["conformance"], tmp_path / "run", guest.Options()) == krun.INTERRUPTED == 2
+    assert rebuilt == [(tmp_path / "run").resolve()]
+    assert "kernels: interrupted (SIGTERM): the guest was stopped" in capsys.readouterr().err
