@@ -75,6 +75,25 @@ def test_a_re_ack_of_resends_from_an_uncounted_series_is_timing():
     assert fingerprint_data(budget)["segments"]["1"] == ["c>FA(resent 1)", "s>A(fin)", "s>A(fin again)"]
 
 
+def test_a_socket_end_is_the_span_its_reads_prove():
+    """Two cells of a 6.12 TCG guest's run: the orphan's FIN resent once and re-ACKed. The sampler's reads put its end
+    in a span; the row's own time alone made the series look ended by a timer (gone 52 ms after the ACK, or before
+    the peer's data that the orphan answered with an RST)."""
+    fin, resend = seg(1.114, "client", "FA"), seg(1.3168, "client", "FA")
+    acks = [seg(1.1204, "server", "A", 1, 2), seg(1.3176, "server", "A", 1, 2)]
+    gone = {"t": 1.3699, "side": "client", "state": "CLOSED"}
+    spans = {"t_prev": 1.2973, "t_end": 1.3764}
+    by_ack = case([*HANDSHAKE, fin, acks[0], resend, acks[1]], [gone | spans], end=1.7)
+    assert fingerprint_data(by_ack)["segments"]["1"][0] == "c>FA"  # it may have ended 0 ms after the re-ACK
+    assert fingerprint_data(case([*HANDSHAKE, fin, acks[0], resend, acks[1]], [gone], end=1.7))["segments"]["1"][0] \
+        == "c>FA(resent 1)", "a row without its read's stamps: the row's time"
+    data = [seg(1.4034, "server", "PA", 1, 2, 8), seg(1.4039, "client", "R", 2, 0)]
+    gone_rst = {"t": 1.3995, "side": "client", "state": "CLOSED", "t_prev": 1.3724, "t_end": 1.4095}
+    sent = [{"t": 1.4029, "side": "server", "call": "send", "errno": None}]
+    by_data = case([*HANDSHAKE, fin, acks[0], resend, acks[1], *data], [gone_rst], end=1.7, syscalls=sent)
+    assert fingerprint_data(by_data)["segments"]["1"][0] == "c>FA"  # the send falls inside the end's span
+
+
 def test_injected_frames_are_not_the_kernels():
     injected = [seg(0.5, "server", "R", 2, 0, origin="injected")]
     assert fingerprint(case(HANDSHAKE + CLOSE))[0] == fingerprint(case(HANDSHAKE + CLOSE + injected))[0]
@@ -137,6 +156,12 @@ def test_state_path_keeps_held_and_asserted_states_not_blips():
     seen_late = [{"t": 0.25, "side": "client", "call": "setsockopt", "errno": None}]
     assert fingerprint_data(case(HANDSHAKE + CLOSE, held, syscalls=seen_late))["states"]["client"] \
         == ["FIN_WAIT2/timewait"], "an act just after the state was first seen: the sampler may have been late"
+    answered_late = [*rows[:3], {"t": 3.0, "t_end": 3.04, "side": "client", "state": "TIME_WAIT", "timer": "timewait"}]
+    during_read = [{"t": 3.02, "side": "server", "call": "close", "errno": None}]
+    assert fingerprint_data(case(HANDSHAKE + CLOSE, answered_late, syscalls=during_read))["states"]["client"] == [], \
+        "an act while the read that saw the state end was out (a 6.1 guest's close() during a 31 ms query)"
+    assert fingerprint_data(case(HANDSHAKE + CLOSE, held, syscalls=during_read))["states"]["client"] \
+        == ["FIN_WAIT2/timewait"], "the same act after an instantaneous read"
     before = [{"t": 0.1, "side": "client", "call": "close", "errno": None}]
     assert fingerprint_data(case(HANDSHAKE + CLOSE, held, syscalls=before))["states"]["client"] \
         == ["FIN_WAIT2/timewait"], "an action before the state began"
