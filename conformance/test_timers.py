@@ -90,8 +90,9 @@ def test_orphaned_fin_wait2_lives_tcp_fin_timeout(pair, fin_timeout):
     tcp_rcv_state_process() hands it to tcp_time_wait(sk, TCP_FIN_WAIT2, tcp_fin_time()), a TIME_WAIT
     mini-socket in the FIN_WAIT2 substate (timer timewait) that is dropped silently when it expires.
 
-    The ACK is held back until close() has returned (lab.close_holding_fin_ack()): one that arrived while close()
-    still owned the socket would leave the full socket on the keepalive timer (seen in an emulated 6.12 guest)."""
+    The first ACK of the FIN is dropped and the FIN's resend re-ACKed, long after close() returned
+    (lab.close_holding_fin_ack()): an ACK that arrived while close() still owned the socket would leave the full
+    socket on the keepalive timer (seen in an emulated 6.12 guest)."""
     pair.requires_time_wait("client", why="the orphaned FIN_WAIT2 ends as a timewait sock")
     pair.sysctl("net.ipv4.tcp_fin_timeout", fin_timeout)
     lifetime = fin_time_s(fin_timeout, 0, pair.client.rto_s())  # the 3.5 RTO floor, if the RTO is long
