@@ -443,3 +443,18 @@ def test_bad_run_status_fields_are_refused(tmp_path: Path, field: str, value: ob
     data["run"][field] = value
     with pytest.raises(ResultsError, match=re.escape(message)):
         load_run(write_run(tmp_path / "run", data, pcaps=False))
+
+
+def test_a_duration_measured_as_a_span_shows_the_span_and_draws_it() -> None:
+    from reports.html import durations_table, tolerance_bar
+
+    span = {"name": "orphaned FIN_WAIT2 lifetime", "measured_s": 0.0575, "measured_low_s": 0.005,
+            "measured_high_s": 0.11, "expected_s": 0.0, "low_s": 0.0, "high_s": 0.078, "ok": True,
+            "source": "sock_diag"}
+    table = durations_table({"durations": [span]})
+    assert '<span class="num">0.005 … 0.110 s</span>' in table and "within" in table
+    assert 'class="span ok"' in tolerance_bar(span)
+    exact = span | {"measured_s": 0.0571, "measured_low_s": 0.0571, "measured_high_s": 0.0571}
+    assert '<span class="num">0.057 s</span>' in durations_table({"durations": [exact]})
+    older = {k: v for k, v in exact.items() if k not in ("measured_low_s", "measured_high_s")}
+    assert '<span class="num">0.057 s</span>' in durations_table({"durations": [older]}), "a file before spans"
