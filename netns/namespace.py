@@ -146,12 +146,18 @@ class Namespace:
     def __init__(self, name: str) -> None:
         self.name = name
 
-        def create() -> int:
+        def create() -> tuple[int, int]:
+            """unshare() on a throwaway thread, which then reads its new namespace's cookie (one thread, not two)."""
             _check(_libc.unshare(CLONE_NEWNET), "unshare(CLONE_NEWNET)")
-            return os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+            fd = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                return fd, _current_cookie()
+            except BaseException:
+                os.close(fd)
+                raise
 
-        self.fd: int | None = _run_on_thread(create)
-        self.cookie = _cookie_of_fd(self.fd)
+        self.fd: int | None
+        self.fd, self.cookie = _run_on_thread(create)
         if self.cookie in HostGuard.forbidden():  # cannot happen unless unshare silently failed
             self.close()
             raise HostNamespaceError("unshare(CLONE_NEWNET) did not create a new namespace")
@@ -248,21 +254,26 @@ class Namespace:
             with f:
                 f.write(f"{value}\n")
 
+    def read_proc_net(self, name: str) -> str:
+        """/proc/net/`name` as this namespace shows it (read through /proc/thread-self, inside)."""
+        if "/" in name or name.startswith("."):
+            raise ValueError(f"{name!r} is not a /proc/net file name")
+        with self.inside(), open(f"/proc/thread-self/net/{name}") as f:
+            return f.read()
+
     def nstat(self) -> dict[str, int]:
         """TcpExt/IpExt/Tcp counters of this namespace (the calling thread must not matter: read inside)."""
         counters: dict[str, int] = {}
-        with self.inside():
-            for name in ("netstat", "snmp"):
-                with open(f"/proc/thread-self/net/{name}") as f:
-                    lines = f.read().splitlines()
-                for head, vals in zip(lines[::2], lines[1::2], strict=False):
-                    prefix, keys = head.split(":", 1)
-                    _, values = vals.split(":", 1)
-                    pairs = zip([prefix + key for key in keys.split()], values.split(), strict=False)
-                    try:  # every counter is an integer (one parse per line: ~5 reads per case)
-                        counters.update((key, int(val)) for key, val in pairs)
-                    except ValueError:
-                        for key, val in zip(keys.split(), values.split(), strict=False):
-                            with contextlib.suppress(ValueError):
-                                counters[prefix + key] = int(val)
+        for name in ("netstat", "snmp"):
+            lines = self.read_proc_net(name).splitlines()
+            for head, vals in zip(lines[::2], lines[1::2], strict=False):
+                prefix, keys = head.split(":", 1)
+                _, values = vals.split(":", 1)
+                pairs = zip([prefix + key for key in keys.split()], values.split(), strict=False)
+                try:  # every counter is an integer (one parse per line: ~5 reads per case)
+                    counters.update((key, int(val)) for key, val in pairs)
+                except ValueError:
+                    for key, val in zip(keys.split(), values.split(), strict=False):
+                        with contextlib.suppress(ValueError):
+                            counters[prefix + key] = int(val)
         return counters
