@@ -79,7 +79,8 @@ def socket_netns_cookie(sock: socket.socket) -> int:
     return int.from_bytes(sock.getsockopt(socket.SOL_SOCKET, SO_NETNS_COOKIE, 8), "little")
 
 
-def _current_cookie() -> int:
+def current_netns_cookie() -> int:
+    """The cookie of the calling thread's network namespace."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as probe:
         return socket_netns_cookie(probe)
 
@@ -87,7 +88,7 @@ def _current_cookie() -> int:
 def _cookie_of_fd(fd: int) -> int:
     def probe() -> int:
         _setns(fd)
-        return _current_cookie()
+        return current_netns_cookie()
 
     return _run_on_thread(probe)
 
@@ -151,7 +152,7 @@ class Namespace:
             _check(_libc.unshare(CLONE_NEWNET), "unshare(CLONE_NEWNET)")
             fd = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
             try:
-                return fd, _current_cookie()
+                return fd, current_netns_cookie()
             except BaseException:
                 os.close(fd)
                 raise

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import socket
 import subprocess
@@ -162,6 +163,25 @@ def test_host_firewall_untouched_by_faults():
         Faults(topo.client_ns).drop_flags("fins", has="F")
     after = subprocess.run(["nft", "list", "ruleset"], capture_output=True, text=True).stdout
     assert before == after
+
+
+def test_nft_scripts_apply_in_their_namespace_only_and_errors_carry_nfts_message():
+    """libnftables runs in this process: a script reaches the namespace it names (the nft command sees it there),
+    not the other test namespace nor the host, even when the calling thread was elsewhere; a script nft rejects
+    raises with nft's own error text."""
+    from netns import nft
+
+    host_before = subprocess.run(["nft", "list", "ruleset"], capture_output=True, text=True).stdout
+    with Topology() as topo:
+        out = nft.run(topo.server_ns, "add table inet sockconf_probe\nlist tables\n")
+        assert "sockconf_probe" in out
+        assert "sockconf_probe" in topo.server_ns.run(["nft", "list", "tables"])
+        assert "sockconf_probe" not in topo.client_ns.run(["nft", "list", "tables"])
+        listed = json.loads(nft.run(topo.server_ns, "list table inet sockconf_probe\n", json=True))
+        assert listed["nftables"][1]["table"]["name"] == "sockconf_probe"
+        with pytest.raises(nft.NftError, match="No such file or directory"):
+            nft.run(topo.client_ns, "delete table inet sockconf_probe\n")
+    assert subprocess.run(["nft", "list", "ruleset"], capture_output=True, text=True).stdout == host_before
 
 
 def test_state_probe_reads_the_test_namespace_from_any_thread():
