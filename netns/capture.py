@@ -15,6 +15,7 @@ import socket
 import struct
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from netns.namespace import Namespace
@@ -56,6 +57,7 @@ class Capture:
             self._sock.close()
             raise
         self._frames: list[Frame] = []
+        self.on_frames: Callable[[], None] | None = None  # called (from any thread) when frames were added
         self._lock = threading.Lock()
         self._arrived = threading.Condition(self._lock)  # notified when frames are added (wait_beyond())
         self._stop = threading.Event()
@@ -71,20 +73,25 @@ class Capture:
             self.drain()
 
     def drain(self) -> None:
-        """Move everything queued in the kernel into memory (safe to call from any thread)."""
+        """Move everything queued in the kernel into memory (safe to call from any thread); then call on_frames
+        if any came."""
         with self._lock:
+            before = len(self._frames)
             while True:
                 try:
                     data, anc, _flags, addr = self._sock.recvmsg(65536, 64)
                 except (BlockingIOError, OSError, ValueError):
                     self._arrived.notify_all()
-                    return
+                    break
                 ts = time.time()
                 for level, kind, payload in anc:
                     if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS:
                         sec, nsec = struct.unpack("qq", payload[:16])
                         ts = sec + nsec / 1e9
                 self._frames.append(Frame(ts, addr[2] == PACKET_OUTGOING, data))
+            added = len(self._frames) - before
+        if added and self.on_frames is not None:
+            self.on_frames()
 
     def wait_beyond(self, count: int, timeout: float) -> None:
         """Return once more than `count` frames are held, or after `timeout` s (a waiting expectation sleeps until

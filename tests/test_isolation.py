@@ -321,3 +321,54 @@ def test_a_waiting_state_read_takes_the_samplers_next_round_or_reads_itself():
     assert st.state == "LISTEN" and after.state == "LISTEN"
     assert waited < 1.0, f"the next round came after {waited:.3f} s (interval {SAMPLE_INTERVAL_S} s)"
     assert fallback < 0.5, f"a stopped sampler's next_read() waited {fallback:.3f} s"
+
+
+def test_the_sampler_polls_fast_only_while_a_watched_state_can_change():
+    """Sampler.quiet_for(): no wait beyond the fast interval after a poke (a frame, a syscall) or with a watched
+    timer due soon or overdue; up to QUIET_INTERVAL_S when only a segment or a syscall can change the states. And
+    a poke ends a quiet wait: the next round comes about one fast interval later, not at the end of the wait."""
+    from fixtures.states import QUIET_INTERVAL_S, SAMPLE_INTERVAL_S, SETTLE_S, Sampler, SockState
+
+    sampler = Sampler()
+    now = time.time()
+    idle = SockState("ESTABLISHED", t=now, side="client", t_end=now)
+    sampler.observe("client", idle)
+    sampler.poke()
+    assert sampler.quiet_for() == 0.0  # just poked
+    sampler._last_activity -= SETTLE_S
+    assert sampler.quiet_for() == pytest.approx(QUIET_INTERVAL_S - SAMPLE_INTERVAL_S)
+    sampler.observe("server", SockState("TIME_WAIT", "timewait", expires_ms=20, t=now, side="server", t_end=now))
+    assert sampler.quiet_for() == 0.0  # its timer is due within TIMER_LEAD_S
+    sampler.observe("server", SockState("TIME_WAIT", "timewait", expires_ms=0, t=now - 1, side="server", t_end=now))
+    assert sampler.quiet_for() == 0.0  # past due: fires late, never early
+    sampler.observe("server", SockState("TIME_WAIT", "timewait", expires_ms=60, t=now, side="server", t_end=now))
+    assert 0.0 < sampler.quiet_for() < QUIET_INTERVAL_S - SAMPLE_INTERVAL_S  # the first fast round before it
+    sampler.observe("server", SockState("CLOSED", t=now, side="server", t_end=now))
+    assert sampler.quiet_for() == pytest.approx(QUIET_INTERVAL_S - SAMPLE_INTERVAL_S, abs=0.01)
+
+
+def test_a_poke_ends_the_samplers_quiet_wait():
+    from fixtures.states import QUIET_INTERVAL_S, SETTLE_S, Sampler, StateProbe
+
+    fam = FAMILIES["ipv4"]
+    with Topology() as topo:
+        listener = topo.listen(fam)
+        probe = StateProbe(topo.server_ns, fam.af, fam.server, fam.client)
+        sampler = Sampler()
+        try:
+            sampler.watch("listener", probe, 8080, None)
+            time.sleep(SETTLE_S + QUIET_INTERVAL_S)  # quiet now: a listener changes only by a syscall
+            quiet_rounds = sampler._round
+            time.sleep(QUIET_INTERVAL_S * 3)
+            quiet_rounds = sampler._round - quiet_rounds
+            sampler.next_read("listener", timeout=1.0)  # lands anywhere in a quiet wait
+            sampler.poke()
+            t = time.monotonic()
+            sampler.next_read("listener", timeout=1.0)
+            waited = time.monotonic() - t
+        finally:
+            sampler.stop()
+            probe.close()
+            listener.close()
+    assert quiet_rounds <= 4, f"{quiet_rounds} rounds in {QUIET_INTERVAL_S * 3:.1f} s of quiet"
+    assert waited < QUIET_INTERVAL_S / 2, f"the round after a poke came {waited:.3f} s later"
