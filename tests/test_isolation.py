@@ -8,10 +8,12 @@ import os
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
 
 import pytest
 
 from fixtures.endpoint import Endpoint, SyscallLog
+from fixtures.states import Sampler
 from netns.addresses import FAMILIES
 from netns.capture import Capture
 from netns.faults import Faults
@@ -296,10 +298,10 @@ def test_a_waiting_expectation_wakes_when_a_frame_arrives_not_at_its_timeout():
     assert 0.19 <= woke < 2.0, woke
 
 
-def test_a_waiting_state_read_takes_the_samplers_next_round_or_reads_itself():
-    """Sampler.next_read() (what Lab.wait_state waits in): the sampler's next round while it runs, a read of its own
-    once it has stopped -- either way the socket's current state."""
-    from fixtures.states import SAMPLE_INTERVAL_S, Sampler, StateProbe
+@contextlib.contextmanager
+def _sampled_listener() -> Iterator[Sampler]:
+    """A Sampler watching a listener (as "listener") in a fresh topology; stopped and closed afterwards."""
+    from fixtures.states import StateProbe
 
     fam = FAMILIES["ipv4"]
     with Topology() as topo:
@@ -308,16 +310,26 @@ def test_a_waiting_state_read_takes_the_samplers_next_round_or_reads_itself():
         sampler = Sampler()
         try:
             sampler.watch("listener", probe, 8080, None)
-            t = time.monotonic()
-            st = sampler.next_read("listener", timeout=5.0)
-            waited = time.monotonic() - t
-            sampler.stop()
-            t = time.monotonic()
-            after = sampler.next_read("listener", timeout=5.0)
-            fallback = time.monotonic() - t
+            yield sampler
         finally:
+            sampler.stop()
             probe.close()
             listener.close()
+
+
+def test_a_waiting_state_read_takes_the_samplers_next_round_or_reads_itself():
+    """Sampler.next_read() (what Lab.wait_state waits in): the sampler's next round while it runs, a read of its own
+    once it has stopped -- either way the socket's current state."""
+    from fixtures.states import SAMPLE_INTERVAL_S
+
+    with _sampled_listener() as sampler:
+        t = time.monotonic()
+        st = sampler.next_read("listener", timeout=5.0)
+        waited = time.monotonic() - t
+        sampler.stop()
+        t = time.monotonic()
+        after = sampler.next_read("listener", timeout=5.0)
+        fallback = time.monotonic() - t
     assert st.state == "LISTEN" and after.state == "LISTEN"
     assert waited < 1.0, f"the next round came after {waited:.3f} s (interval {SAMPLE_INTERVAL_S} s)"
     assert fallback < 0.5, f"a stopped sampler's next_read() waited {fallback:.3f} s"
@@ -348,27 +360,17 @@ def test_the_sampler_polls_fast_only_while_a_watched_state_can_change():
 
 
 def test_a_poke_ends_the_samplers_quiet_wait():
-    from fixtures.states import QUIET_INTERVAL_S, SETTLE_S, Sampler, StateProbe
+    from fixtures.states import QUIET_INTERVAL_S, SETTLE_S
 
-    fam = FAMILIES["ipv4"]
-    with Topology() as topo:
-        listener = topo.listen(fam)
-        probe = StateProbe(topo.server_ns, fam.af, fam.server, fam.client)
-        sampler = Sampler()
-        try:
-            sampler.watch("listener", probe, 8080, None)
-            time.sleep(SETTLE_S + QUIET_INTERVAL_S)  # quiet now: a listener changes only by a syscall
-            quiet_rounds = sampler._round
-            time.sleep(QUIET_INTERVAL_S * 3)
-            quiet_rounds = sampler._round - quiet_rounds
-            sampler.next_read("listener", timeout=1.0)  # lands anywhere in a quiet wait
-            sampler.poke()
-            t = time.monotonic()
-            sampler.next_read("listener", timeout=1.0)
-            waited = time.monotonic() - t
-        finally:
-            sampler.stop()
-            probe.close()
-            listener.close()
+    with _sampled_listener() as sampler:
+        time.sleep(SETTLE_S + QUIET_INTERVAL_S)  # quiet now: a listener changes only by a syscall
+        quiet_rounds = sampler._round
+        time.sleep(QUIET_INTERVAL_S * 3)
+        quiet_rounds = sampler._round - quiet_rounds
+        sampler.next_read("listener", timeout=1.0)  # lands anywhere in a quiet wait
+        sampler.poke()
+        t = time.monotonic()
+        sampler.next_read("listener", timeout=1.0)
+        waited = time.monotonic() - t
     assert quiet_rounds <= 4, f"{quiet_rounds} rounds in {QUIET_INTERVAL_S * 3:.1f} s of quiet"
     assert waited < QUIET_INTERVAL_S / 2, f"the round after a poke came {waited:.3f} s later"
